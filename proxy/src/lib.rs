@@ -1,1 +1,46 @@
-//! passthru
+//! passthru: a load-balancer-aware TLS passthrough proxy.
+//!
+//! passthru reads only the TLS ClientHello of each connection, picks a
+//! backend by SNI (and optionally ALPN), and forwards every byte untouched.
+//! It never terminates TLS, so a client certificate presented by an agent
+//! reaches the gateway that asked for it, and the gateway's own (often
+//! pinned) certificate reaches the agent.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML file → typed, validated [`Config`]; refuses
+//!   SSL-offloading keys with their own message.
+//! - [`sniff`]: classifies the first bytes (TLS, SSLv2 hello, plaintext HTTP, other).
+//! - [`clienthello`]: pure ClientHello parser (SNI, ALPN, versions). No I/O.
+//! - [`route`]: server-name patterns and the route table.
+//! - [`backend`]: server lists and balancing.
+//! - [`connect`]: dialling a backend's servers within `connect_timeout`.
+//! - [`forward`]: the bidirectional byte copy with half-close and idle timeout.
+//! - [`refusal`]: every way a connection ends early, and what goes on the wire.
+//! - [`alert`]: TLS alert records and the plaintext-HTTP 400 reply.
+//! - [`conn`]: the per-connection pipeline; the only place that sequences the above.
+//! - [`listener`]: the accept loop.
+//! - [`server`]: binds every listener, runs them, shuts down.
+//! - [`access_log`]: one line per finished connection, text or JSON.
+//! - [`logging`]: diagnostics subscriber (stderr, `RUST_LOG`).
+//! - [`signal`]: SIGTERM/SIGINT → shutdown, SIGHUP → reload.
+#![warn(missing_docs)]
+
+pub mod access_log;
+pub mod alert;
+pub mod backend;
+pub mod clienthello;
+pub mod config;
+pub mod conn;
+pub mod connect;
+pub mod forward;
+pub mod listener;
+pub mod logging;
+pub mod refusal;
+pub mod route;
+pub mod server;
+pub mod signal;
+pub mod sniff;
+
+pub use config::{Config, ConfigError};
+pub use server::Server;

@@ -1,1 +1,93 @@
-fn main() {}
+//! The `passthru` binary: parse the command line, load the configuration,
+//! run or check, and map errors to exit codes (0 ok, 1 runtime failure,
+//! 2 usage or configuration error) with one sentence on stderr.
+
+mod cli;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use passthru::access_log::{AccessLog, LogFormat};
+use passthru::{Config, Server, logging, signal};
+
+use crate::cli::{Cli, Command, Format};
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Check { config } => check(&config),
+        Command::Run { config, log_format } => run(config, log_format),
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    match Config::from_file(path) {
+        Ok(config) => {
+            for warning in &config.warnings {
+                eprintln!("passthru: warning: {warning}");
+            }
+            println!("{}", config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("passthru: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(path: PathBuf, format: Format) -> ExitCode {
+    let format = match format {
+        Format::Text => LogFormat::Text,
+        Format::Json => LogFormat::Json,
+    };
+    let config = match Config::from_file(&path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("passthru: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(format);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("passthru: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let (shutdown, reloads) = match signal::install() {
+            Ok(handlers) => handlers,
+            Err(e) => {
+                eprintln!("passthru: cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let server = match Server::bind(&config, AccessLog::stdout(format)) {
+            Ok(server) => server,
+            Err(e) => {
+                eprintln!("passthru: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let reload = server.reload_handle();
+        tokio::spawn(reloads.run(move || match Config::from_file(&path) {
+            Ok(new) => {
+                for warning in new.warnings.iter().chain(&reload.apply(&new)) {
+                    tracing::warn!("{warning}");
+                }
+                tracing::info!(summary = %new.summary(), "configuration reloaded");
+            }
+            Err(e) => tracing::error!("reload failed; keeping the running configuration: {e}"),
+        }));
+        server.run(shutdown.recv()).await;
+        ExitCode::SUCCESS
+    })
+}

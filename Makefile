@@ -1,0 +1,56 @@
+# passthru: entry points. `make demo` and `make test` work from a fresh clone.
+
+CARGO ?= cargo
+# Debian packages the tests, the demo and the benchmarks use.
+DEBIAN_PACKAGES := openssl curl socat haproxy nginx
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: all build test lint fmt demo bench deps clean
+
+all: build
+
+## deps: install missing Debian packages (openssl, curl, socat, haproxy, nginx)
+deps:
+	@missing=""; \
+	for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing$$missing"; \
+		guard=""; \
+		if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; \
+			$(SUDO) chmod +x /usr/sbin/policy-rc.d; guard=1; \
+		fi; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		rc=$$?; \
+		if [ -n "$$guard" ]; then $(SUDO) rm -f /usr/sbin/policy-rc.d; fi; \
+		exit $$rc; \
+	fi
+
+## build: compile every crate, tests and benches included
+build:
+	$(CARGO) build --workspace --all-targets
+
+## test: unit, integration and command-line tests (real TLS, loopback only)
+test: deps
+	$(CARGO) test --workspace
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## demo: lab PKI, the real passthru in front of a mutual-TLS gateway, an agent through it
+demo: deps
+	$(CARGO) build -p passthru -p passthru-tests --bins
+	./target/debug/passthru-demo --passthru ./target/debug/passthru
+
+## bench: criterion micro-benchmarks
+bench: deps
+	$(CARGO) bench -p passthru-benches
+
+clean:
+	$(CARGO) clean

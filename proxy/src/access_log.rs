@@ -1,0 +1,303 @@
+//! The access log: one line per finished connection on stdout, as text
+//! (`key=value` pairs) or JSON. Lines are handed to a writer thread over a
+//! bounded channel, so a slow stdout never stalls the data path; when the
+//! channel is full the line is dropped and counted.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Access-log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `key=value` pairs on one line.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Everything known about a finished connection.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessRecord {
+    /// When the connection was accepted (RFC 3339, UTC).
+    #[serde(serialize_with = "rfc3339")]
+    pub time: SystemTime,
+    /// Listener name.
+    pub listener: String,
+    /// The client's address (the peer's, until PROXY protocol says otherwise).
+    pub client: SocketAddr,
+    /// The TCP peer's address.
+    pub peer: SocketAddr,
+    /// SNI as sent.
+    pub sni: Option<String>,
+    /// ALPN protocols offered.
+    pub alpn: Vec<String>,
+    /// Highest TLS version offered ("TLSv1.3", …).
+    pub tls_version: Option<&'static str>,
+    /// `route[N]` or `default`.
+    pub route: Option<String>,
+    /// Backend name.
+    pub backend: Option<String>,
+    /// Server that got the connection.
+    pub server: Option<String>,
+    /// Bytes client → server (ClientHello included).
+    pub bytes_up: u64,
+    /// Bytes server → client.
+    pub bytes_down: u64,
+    /// Time from accept to close.
+    #[serde(serialize_with = "seconds")]
+    pub duration: Duration,
+    /// `ok`, or the refusal reason.
+    pub outcome: &'static str,
+    /// How a forwarded connection ended (`closed`, `idle_timeout`, …).
+    pub end: Option<&'static str>,
+    /// Extra detail for refusals (e.g. offload headers seen).
+    pub detail: Option<String>,
+}
+
+impl AccessRecord {
+    /// A record for a connection just accepted.
+    pub fn new(listener: &str, peer: SocketAddr) -> AccessRecord {
+        AccessRecord {
+            time: SystemTime::now(),
+            listener: listener.to_string(),
+            client: peer,
+            peer,
+            sni: None,
+            alpn: Vec::new(),
+            tls_version: None,
+            route: None,
+            backend: None,
+            server: None,
+            bytes_up: 0,
+            bytes_down: 0,
+            duration: Duration::ZERO,
+            outcome: "ok",
+            end: None,
+            detail: None,
+        }
+    }
+
+    /// The text form: `key=value` pairs, values with spaces or quotes quoted.
+    pub fn to_text(&self) -> String {
+        let mut line = format!(
+            "time={} listener={} client={} peer={}",
+            humantime::format_rfc3339_millis(self.time),
+            value(&self.listener),
+            self.client,
+            self.peer
+        );
+        let mut push = |k: &str, v: &str| {
+            line.push(' ');
+            line.push_str(k);
+            line.push('=');
+            line.push_str(&value(v));
+        };
+        push("sni", self.sni.as_deref().unwrap_or("-"));
+        push(
+            "alpn",
+            &if self.alpn.is_empty() {
+                "-".to_string()
+            } else {
+                self.alpn.join(",")
+            },
+        );
+        push("tls", self.tls_version.unwrap_or("-"));
+        push("route", self.route.as_deref().unwrap_or("-"));
+        push("backend", self.backend.as_deref().unwrap_or("-"));
+        push("server", self.server.as_deref().unwrap_or("-"));
+        push("bytes_up", &self.bytes_up.to_string());
+        push("bytes_down", &self.bytes_down.to_string());
+        push("duration", &format!("{:.3}s", self.duration.as_secs_f64()));
+        push("outcome", self.outcome);
+        push("end", self.end.unwrap_or("-"));
+        if let Some(d) = &self.detail {
+            push("detail", d);
+        }
+        line
+    }
+
+    /// The JSON form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+fn value(v: &str) -> String {
+    if !v.is_empty()
+        && v.bytes()
+            .all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\\')
+    {
+        v.to_string()
+    } else {
+        format!("{v:?}")
+    }
+}
+
+fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_rfc3339_millis(*t))
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e6)
+}
+
+/// Where access records go.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    sink: Sink,
+    dropped: Arc<AtomicU64>,
+}
+
+#[derive(Debug, Clone)]
+enum Sink {
+    Lines {
+        tx: SyncSender<String>,
+        format: LogFormat,
+    },
+    Records(UnboundedSender<AccessRecord>),
+    Discard,
+}
+
+impl AccessLog {
+    /// Lines on stdout, written by a dedicated thread.
+    pub fn stdout(format: LogFormat) -> AccessLog {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || {
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                while let Ok(line) = rx.recv() {
+                    let _ = writeln!(out, "{line}");
+                    while let Ok(line) = rx.try_recv() {
+                        let _ = writeln!(out, "{line}");
+                    }
+                    let _ = out.flush();
+                }
+            });
+        if spawned.is_err() {
+            return AccessLog::discard();
+        }
+        AccessLog {
+            sink: Sink::Lines { tx, format },
+            dropped: Arc::default(),
+        }
+    }
+
+    /// Records sent to a channel (tests and embedding programs).
+    pub fn channel() -> (
+        AccessLog,
+        tokio::sync::mpsc::UnboundedReceiver<AccessRecord>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (
+            AccessLog {
+                sink: Sink::Records(tx),
+                dropped: Arc::default(),
+            },
+            rx,
+        )
+    }
+
+    /// No access log.
+    pub fn discard() -> AccessLog {
+        AccessLog {
+            sink: Sink::Discard,
+            dropped: Arc::default(),
+        }
+    }
+
+    /// Log one finished connection.
+    pub fn write(&self, record: AccessRecord) {
+        match &self.sink {
+            Sink::Lines { tx, format } => {
+                let line = match format {
+                    LogFormat::Text => record.to_text(),
+                    LogFormat::Json => record.to_json(),
+                };
+                if let Err(TrySendError::Full(_)) = tx.try_send(line) {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Sink::Records(tx) => {
+                let _ = tx.send(record);
+            }
+            Sink::Discard => {}
+        }
+    }
+
+    /// Lines dropped because stdout did not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+const QUEUE: usize = 8192;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> AccessRecord {
+        let mut r = AccessRecord::new("public", "192.0.2.1:5000".parse().unwrap());
+        r.sni = Some("gw.example.com".into());
+        r.alpn = vec!["h2".into(), "http/1.1".into()];
+        r.tls_version = Some("TLSv1.3");
+        r.route = Some("route[0]".into());
+        r.backend = Some("gateway".into());
+        r.server = Some("10.0.0.1:443".into());
+        r.bytes_up = 517;
+        r.bytes_down = 4096;
+        r.end = Some("closed");
+        r
+    }
+
+    #[test]
+    fn text_line_has_every_field() {
+        let line = record().to_text();
+        for part in [
+            "listener=public",
+            "client=192.0.2.1:5000",
+            "peer=192.0.2.1:5000",
+            "sni=gw.example.com",
+            "alpn=h2,http/1.1",
+            "tls=TLSv1.3",
+            "route=route[0]",
+            "backend=gateway",
+            "server=10.0.0.1:443",
+            "bytes_up=517",
+            "bytes_down=4096",
+            "outcome=ok",
+            "end=closed",
+        ] {
+            assert!(line.contains(part), "{part} missing from {line}");
+        }
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn hostile_sni_is_quoted() {
+        let mut r = record();
+        r.sni = Some("a b\"\n".into());
+        let line = r.to_text();
+        assert!(line.contains(r#"sni="a b\"\n""#), "{line}");
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn json_line_parses() {
+        let v: serde_json::Value = serde_json::from_str(&record().to_json()).unwrap();
+        assert_eq!(v["sni"], "gw.example.com");
+        assert_eq!(v["bytes_up"], 517);
+        assert_eq!(v["outcome"], "ok");
+        assert!(v["time"].as_str().unwrap().ends_with('Z'));
+    }
+}

@@ -1,0 +1,153 @@
+//! A backend at run time: its servers, the balancing state, and the order
+//! in which a new connection tries the servers. No I/O.
+
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::config::{BackendConfig, Balance};
+
+/// A backend and its balancing state.
+#[derive(Debug)]
+pub struct Backend {
+    /// The validated configuration.
+    pub config: BackendConfig,
+    next: AtomicUsize,
+    active: Vec<AtomicUsize>,
+}
+
+impl Backend {
+    /// Runtime state for a configured backend.
+    pub fn new(config: BackendConfig) -> Backend {
+        let active = config.servers.iter().map(|_| AtomicUsize::new(0)).collect();
+        Backend {
+            config,
+            next: AtomicUsize::new(0),
+            active,
+        }
+    }
+
+    /// The order in which a new connection from `client` tries the servers:
+    /// the balanced pick first, then the others, each once.
+    pub fn order(&self, client: IpAddr) -> Vec<usize> {
+        let n = self.config.servers.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let first = match self.config.balance {
+            Balance::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            Balance::SourceHash => {
+                // SipHash with fixed keys: stable across restarts and processes.
+                let mut h = std::hash::DefaultHasher::new();
+                client.hash(&mut h);
+                (h.finish() % n as u64) as usize
+            }
+            Balance::LeastConn => {
+                // Rotate the start so that ties spread out.
+                let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+                (0..n)
+                    .map(|k| (start + k) % n)
+                    .min_by_key(|&i| self.active[i].load(Ordering::Relaxed))
+                    .unwrap_or(start)
+            }
+        };
+        (0..n).map(|k| (first + k) % n).collect()
+    }
+
+    /// Count a connection to server `index` as open until the guard drops.
+    pub fn open(self: &Arc<Self>, index: usize) -> ActiveGuard {
+        if let Some(a) = self.active.get(index) {
+            a.fetch_add(1, Ordering::Relaxed);
+        }
+        ActiveGuard {
+            backend: Arc::clone(self),
+            index,
+        }
+    }
+
+    /// Connections currently open to server `index`.
+    pub fn active(&self, index: usize) -> usize {
+        self.active
+            .get(index)
+            .map_or(0, |a| a.load(Ordering::Relaxed))
+    }
+}
+
+/// Keeps a server's open-connection count for `least_conn`.
+#[derive(Debug)]
+pub struct ActiveGuard {
+    backend: Arc<Backend>,
+    index: usize,
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        if let Some(a) = self.backend.active.get(self.index) {
+            a.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::ServerAddr;
+
+    fn backend(n: usize, balance: Balance) -> Arc<Backend> {
+        Arc::new(Backend::new(BackendConfig {
+            name: "b".into(),
+            servers: (0..n)
+                .map(|i| ServerAddr {
+                    host: "127.0.0.1".into(),
+                    port: 1000 + i as u16,
+                })
+                .collect(),
+            balance,
+            connect_timeout: Duration::from_secs(1),
+            idle_timeout: None,
+            tcp_keepalive: None,
+        }))
+    }
+
+    const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
+
+    #[test]
+    fn round_robin_rotates_and_lists_every_server() {
+        let b = backend(3, Balance::RoundRobin);
+        assert_eq!(b.order(CLIENT), vec![0, 1, 2]);
+        assert_eq!(b.order(CLIENT), vec![1, 2, 0]);
+        assert_eq!(b.order(CLIENT), vec![2, 0, 1]);
+        assert_eq!(b.order(CLIENT), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn source_hash_is_stable_per_client_and_spreads() {
+        let b = backend(4, Balance::SourceHash);
+        let first = b.order(CLIENT)[0];
+        for _ in 0..10 {
+            assert_eq!(b.order(CLIENT)[0], first);
+        }
+        let picks: std::collections::HashSet<usize> = (0..64u8)
+            .map(|i| b.order(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, i)))[0])
+            .collect();
+        assert!(picks.len() >= 3, "64 clients landed on {picks:?}");
+    }
+
+    #[test]
+    fn least_conn_picks_the_idlest() {
+        let b = backend(3, Balance::LeastConn);
+        let _g0 = b.open(0);
+        let _g0b = b.open(0);
+        let g2 = b.open(2);
+        assert_eq!(b.order(CLIENT)[0], 1);
+        let _g1 = b.open(1);
+        let _g1b = b.open(1);
+        assert_eq!(b.order(CLIENT)[0], 2);
+        drop(g2);
+        assert_eq!(b.active(2), 0);
+        assert_eq!(b.order(CLIENT)[0], 2);
+    }
+}

@@ -1,0 +1,57 @@
+//! Command line: `passthru run` and `passthru check`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// TLS passthrough proxy: routes each connection by the SNI (and ALPN) of
+/// its ClientHello and forwards the bytes untouched. passthru never
+/// terminates TLS, so client certificates and pinned server certificates
+/// reach their peers.
+#[derive(Debug, Parser)]
+#[command(name = "passthru", version, propagate_version = true)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n\
+Configuration keys are described in docs/configuration.md."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the proxy until SIGTERM or SIGINT; SIGHUP reloads routes and backends.
+    ///
+    /// One access-log line per finished connection goes to stdout;
+    /// diagnostics go to stderr, filtered by RUST_LOG (default "info").
+    /// On SIGTERM/SIGINT passthru stops accepting and waits up to 30s for
+    /// open connections.
+    Run {
+        /// The TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Format of the access log (stdout) and diagnostics (stderr).
+        #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+        log_format: Format,
+    },
+    /// Validate a configuration file and exit: 0 and a one-line summary
+    /// when valid, 2 and the reason when not.
+    ///
+    /// Warnings (routes that can never match) are printed on stderr and do
+    /// not change the exit code.
+    Check {
+        /// The TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+/// `--log-format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// key=value pairs, one line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}

@@ -1,0 +1,83 @@
+//! Serde mirror of the TOML file: field names are the spec's key names,
+//! unknown keys are errors. No validation beyond types happens here; see
+//! `validate.rs` for the rules.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole file, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    #[serde(default)]
+    pub(crate) listener: Vec<FileListener>,
+    #[serde(default)]
+    pub(crate) route: Vec<FileRoute>,
+    pub(crate) default: Option<FileDefault>,
+    #[serde(default)]
+    pub(crate) backend: Vec<FileBackend>,
+    /// Implemented by a later version; refused unless absent.
+    pub(crate) admin: Option<toml::Value>,
+    /// Implemented by a later version; refused unless absent.
+    pub(crate) tuning: Option<toml::Value>,
+}
+
+/// One `[[listener]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileListener {
+    pub(crate) name: Option<String>,
+    pub(crate) bind: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) client_hello_timeout: Option<Duration>,
+    pub(crate) max_client_hello: Option<i64>,
+    pub(crate) max_connections: Option<i64>,
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) tcp_keepalive: Option<Duration>,
+    // Keys of later versions: kept as raw values so that the validator can
+    // accept their "off" value and refuse anything else by name.
+    pub(crate) proxy_protocol: Option<toml::Value>,
+    pub(crate) trusted_proxies: Option<toml::Value>,
+    pub(crate) max_pending: Option<toml::Value>,
+    pub(crate) front_idle_timeout: Option<toml::Value>,
+    pub(crate) observe_handshake: Option<toml::Value>,
+    pub(crate) accept_connect: Option<toml::Value>,
+}
+
+/// One `[[route]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileRoute {
+    #[serde(default)]
+    pub(crate) server_names: Vec<String>,
+    pub(crate) alpn: Option<Vec<String>>,
+    pub(crate) backend: Option<String>,
+}
+
+/// The `[default]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileDefault {
+    pub(crate) backend: Option<String>,
+}
+
+/// One `[[backend]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileBackend {
+    pub(crate) name: Option<String>,
+    #[serde(default)]
+    pub(crate) servers: Vec<String>,
+    pub(crate) balance: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) connect_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) idle_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) tcp_keepalive: Option<Duration>,
+    // Keys of later versions (see FileListener).
+    pub(crate) send_proxy_protocol: Option<toml::Value>,
+    pub(crate) via: Option<toml::Value>,
+    pub(crate) health_check: Option<toml::Value>,
+}

@@ -1,0 +1,344 @@
+//! Valid and invalid snippets → the exact config or the exact error.
+
+use std::time::Duration;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[[listener]]
+bind = "127.0.0.1:8443"
+
+[[route]]
+server_names = ["gw.example.com"]
+backend = "gw"
+
+[[backend]]
+name = "gw"
+servers = ["127.0.0.1:9443"]
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, "test.toml")
+}
+
+fn err(text: &str) -> ConfigError {
+    parse(text).expect_err("config should be refused")
+}
+
+fn with(extra_listener: &str, extra_backend: &str) -> String {
+    format!(
+        "[[listener]]\nbind = \"127.0.0.1:8443\"\n{extra_listener}\n\
+         [[route]]\nserver_names = [\"gw.example.com\"]\nbackend = \"gw\"\n\
+         [[backend]]\nname = \"gw\"\nservers = [\"127.0.0.1:9443\"]\n{extra_backend}\n"
+    )
+}
+
+#[test]
+fn example_config_parses() {
+    let text = include_str!("../../examples/passthru.toml");
+    let config = Config::from_toml(text, "passthru.toml").unwrap();
+    assert_eq!(config.listeners.len(), 1);
+    assert_eq!(config.routes.len(), 3);
+    assert_eq!(config.backends.len(), 2);
+    assert_eq!(config.default_backend, Some(0));
+    assert_eq!(config.backends[0].balance, Balance::LeastConn);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn defaults_apply() {
+    let c = parse(MINIMAL).unwrap();
+    let l = &c.listeners[0];
+    assert_eq!(l.name, "127.0.0.1:8443");
+    assert_eq!(l.client_hello_timeout, Duration::from_secs(10));
+    assert_eq!(l.max_client_hello, 16384);
+    assert_eq!(l.max_connections, 100_000);
+    assert_eq!(l.tcp_keepalive, Some(Duration::from_secs(60)));
+    let b = &c.backends[0];
+    assert_eq!(b.balance, Balance::RoundRobin);
+    assert_eq!(b.connect_timeout, Duration::from_secs(3));
+    assert_eq!(b.idle_timeout, Some(Duration::from_secs(3600)));
+    assert_eq!(
+        c.summary(),
+        "test.toml: ok: 1 listener (127.0.0.1:8443), 1 route (1 server name), no default backend, 1 backend (1 server)"
+    );
+}
+
+#[test]
+fn zero_durations_disable() {
+    let c = parse(&with(
+        "tcp_keepalive = \"0s\"",
+        "idle_timeout = \"0s\"\ntcp_keepalive = \"0s\"",
+    ))
+    .unwrap();
+    assert_eq!(c.listeners[0].tcp_keepalive, None);
+    assert_eq!(c.backends[0].idle_timeout, None);
+    assert_eq!(c.backends[0].tcp_keepalive, None);
+}
+
+#[test]
+fn humantime_durations() {
+    let c = parse(&with(
+        "client_hello_timeout = \"1m 30s\"",
+        "connect_timeout = \"250ms\"",
+    ))
+    .unwrap();
+    assert_eq!(c.listeners[0].client_hello_timeout, Duration::from_secs(90));
+    assert_eq!(c.backends[0].connect_timeout, Duration::from_millis(250));
+}
+
+#[test]
+fn offload_keys_are_refused_with_the_reason() {
+    for (listener, backend, key) in [
+        ("tls_cert = \"gw.pem\"", "", "listener[0].tls_cert"),
+        ("tls_key = \"gw.key\"", "", "listener[0].tls_key"),
+        ("certificate = \"gw.pem\"", "", "listener[0].certificate"),
+        ("key = \"gw.key\"", "", "listener[0].key"),
+        ("mode = \"offload\"", "", "listener[0].mode = \"offload\""),
+        (
+            "mode = \"terminate\"",
+            "",
+            "listener[0].mode = \"terminate\"",
+        ),
+        ("", "mode = \"bridge\"", "backend[0].mode = \"bridge\""),
+        ("", "tls_cert = \"b.pem\"", "backend[0].tls_cert"),
+        ("", "key = \"b.key\"", "backend[0].key"),
+    ] {
+        let e = err(&with(listener, backend));
+        assert!(
+            matches!(&e, ConfigError::OffloadRefused { key: k, .. } if k == key),
+            "{listener}{backend}: {e:?}"
+        );
+        let msg = e.to_string();
+        assert!(msg.starts_with("test.toml: "), "{msg}");
+        assert!(msg.contains("never does"), "{msg}");
+        assert!(msg.contains("client certificate"), "{msg}");
+        assert!(msg.contains("pinned"), "{msg}");
+        assert!(!msg.contains("unknown field"), "{msg}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let e = err(&with("listen_backlog = 5", ""));
+    let msg = e.to_string();
+    assert!(matches!(e, ConfigError::Syntax { line: 3, .. }), "{e:?}");
+    assert!(msg.contains("listen_backlog"), "{msg}");
+    let e = err("[[listner]]\nbind = \"1.2.3.4:5\"\n");
+    assert!(e.to_string().contains("listner"), "{e}");
+}
+
+#[test]
+fn later_keys_are_refused_unless_off() {
+    assert!(
+        parse(&with(
+            "proxy_protocol = \"off\"\nobserve_handshake = false\naccept_connect = false",
+            "send_proxy_protocol = \"off\""
+        ))
+        .is_ok()
+    );
+    for (listener, backend, key) in [
+        ("proxy_protocol = \"v2\"", "", "listener[0].proxy_protocol"),
+        (
+            "trusted_proxies = [\"10.0.0.0/8\"]",
+            "",
+            "listener[0].trusted_proxies",
+        ),
+        ("max_pending = 10", "", "listener[0].max_pending"),
+        (
+            "front_idle_timeout = \"300s\"",
+            "",
+            "listener[0].front_idle_timeout",
+        ),
+        (
+            "observe_handshake = true",
+            "",
+            "listener[0].observe_handshake",
+        ),
+        ("accept_connect = true", "", "listener[0].accept_connect"),
+        (
+            "",
+            "send_proxy_protocol = \"v1\"",
+            "backend[0].send_proxy_protocol",
+        ),
+        ("", "via = \"http://proxy:3128\"", "backend[0].via"),
+        (
+            "",
+            "health_check = { interval = \"5s\" }",
+            "backend[0].health_check",
+        ),
+    ] {
+        let e = err(&with(listener, backend));
+        assert!(
+            matches!(&e, ConfigError::NotSupported { key: k, .. } if k == key),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().contains("not supported by this version"),
+            "{e}"
+        );
+    }
+    let e = err(&format!("{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\n"));
+    assert_eq!(e.key(), Some("[admin]"));
+    let e = err(&format!("{MINIMAL}\n[tuning]\nforwarding = \"splice\"\n"));
+    assert_eq!(e.key(), Some("[tuning]"));
+}
+
+#[test]
+fn invalid_values_name_key_value_and_allowed() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("bind = \"nowhere\"", "", "listener[0].bind", "\"nowhere\""),
+        (
+            "max_client_hello = 10",
+            "",
+            "listener[0].max_client_hello",
+            "10",
+        ),
+        (
+            "max_client_hello = 10000000",
+            "",
+            "listener[0].max_client_hello",
+            "10000000",
+        ),
+        (
+            "max_connections = 0",
+            "",
+            "listener[0].max_connections",
+            "0",
+        ),
+        (
+            "client_hello_timeout = \"0s\"",
+            "",
+            "listener[0].client_hello_timeout",
+            "\"0s\"",
+        ),
+        ("name = \"\"", "", "listener[0].name", "\"\""),
+        (
+            "",
+            "balance = \"random\"",
+            "backend[0].balance",
+            "\"random\"",
+        ),
+        (
+            "",
+            "connect_timeout = \"0s\"",
+            "backend[0].connect_timeout",
+            "\"0s\"",
+        ),
+    ];
+    for (listener, backend, key, value) in cases {
+        // `bind` appears twice when overridden: put the override in a fresh file.
+        let text = if listener.starts_with("bind") {
+            MINIMAL.replace("bind = \"127.0.0.1:8443\"", listener)
+        } else {
+            with(listener, backend)
+        };
+        let e = err(&text);
+        assert_eq!(e.key(), Some(*key), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains(value), "{msg}");
+        assert!(msg.contains(" is not "), "{msg}");
+    }
+}
+
+#[test]
+fn route_errors() {
+    let e = err(&MINIMAL.replace("backend = \"gw\"", "backend = \"nope\""));
+    assert_eq!(e.key(), Some("route[0].backend"));
+    assert!(e.to_string().contains("defined: gw"), "{e}");
+    let e = err(&MINIMAL.replace("[\"gw.example.com\"]", "[\"gw.example.com\", \"a.*.com\"]"));
+    assert_eq!(e.key(), Some("route[0].server_names[1]"));
+    let e = err(&MINIMAL.replace("[\"gw.example.com\"]", "[]"));
+    assert_eq!(e.key(), Some("route[0].server_names"));
+    let e = err(&MINIMAL.replace(
+        "backend = \"gw\"\n\n[[backend]]",
+        "backend = \"gw\"\nalpn = []\n\n[[backend]]",
+    ));
+    assert_eq!(e.key(), Some("route[0].alpn"));
+    let e = err(&format!("{MINIMAL}\n[default]\nbackend = \"zzz\"\n"));
+    assert_eq!(e.key(), Some("default.backend"));
+}
+
+#[test]
+fn server_addresses() {
+    for bad in [
+        "127.0.0.1",
+        "127.0.0.1:0",
+        "host:99999",
+        ":443",
+        "a b:443",
+        "[::1]",
+        "a..b:1",
+    ] {
+        let e = err(&MINIMAL.replace("127.0.0.1:9443", bad));
+        assert_eq!(e.key(), Some("backend[0].servers[0]"), "{bad}: {e}");
+        assert!(e.to_string().contains(bad), "{e}");
+    }
+    for good in ["[::1]:443", "gw-1.internal:443", "localhost:1"] {
+        let c = parse(&MINIMAL.replace("127.0.0.1:9443", good)).unwrap();
+        assert_eq!(c.backends[0].servers[0].to_string(), good);
+    }
+}
+
+#[test]
+fn duplicates_are_refused() {
+    let e = err(&format!(
+        "{MINIMAL}\n[[backend]]\nname = \"gw\"\nservers = [\"127.0.0.1:1\"]\n"
+    ));
+    assert!(
+        matches!(&e, ConfigError::Duplicate { key, first, .. } if key == "backend[1].name" && first == "backend[0].name"),
+        "{e:?}"
+    );
+    let e = err(&format!(
+        "{MINIMAL}\n[[listener]]\nbind = \"127.0.0.1:8443\"\nname = \"two\"\n"
+    ));
+    assert_eq!(e.key(), Some("listener[1].bind"));
+}
+
+#[test]
+fn missing_pieces() {
+    assert_eq!(
+        err("[[backend]]\nname = \"a\"\nservers = [\"127.0.0.1:1\"]\n").key(),
+        Some("[[listener]]")
+    );
+    assert_eq!(
+        err("[[listener]]\nbind = \"127.0.0.1:1\"\n").key(),
+        Some("[[backend]]")
+    );
+    let e = err(
+        "[[listener]]\nbind = \"127.0.0.1:1\"\n[[backend]]\nname = \"a\"\nservers = [\"127.0.0.1:1\"]\n",
+    );
+    assert_eq!(e.key(), Some("[[route]] or [default]"));
+    assert_eq!(
+        err(&MINIMAL.replace("bind = \"127.0.0.1:8443\"", "")).key(),
+        Some("listener[0].bind")
+    );
+}
+
+#[test]
+fn syntax_errors_carry_line_and_column() {
+    let e = err("[[listener]]\nbind = \n");
+    assert!(matches!(e, ConfigError::Syntax { line: 2, .. }), "{e:?}");
+    let e = err(&with("client_hello_timeout = \"5 parsecs\"", ""));
+    assert!(matches!(e, ConfigError::Syntax { line: 3, .. }), "{e:?}");
+    let e = err(&with("max_connections = \"many\"", ""));
+    assert!(matches!(e, ConfigError::Syntax { line: 3, .. }), "{e:?}");
+}
+
+#[test]
+fn unreachable_route_is_a_warning() {
+    let text =
+        format!("{MINIMAL}\n[[route]]\nserver_names = [\"GW.example.com.\"]\nbackend = \"gw\"\n");
+    let c = parse(&text).unwrap();
+    assert_eq!(c.warnings.len(), 1);
+    assert!(
+        c.warnings[0].contains("route[1].server_names[0]"),
+        "{}",
+        c.warnings[0]
+    );
+    assert!(
+        c.warnings[0].contains("route[0].server_names[0]"),
+        "{}",
+        c.warnings[0]
+    );
+}

@@ -1,0 +1,648 @@
+//! Turns the file mirror into a typed [`Config`]: defaults, parsing of
+//! addresses and patterns, cross-checks, and the refusal of SSL-offloading
+//! keys. Every error names the file, the key path, the value and what is
+//! allowed.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::file::{FileBackend, FileConfig, FileListener, FileRoute};
+use super::{BackendConfig, Balance, Config, ListenerConfig, RouteConfig, ServerAddr};
+use crate::route::ServerNamePattern;
+
+/// Why a configuration was refused. Every variant names the file (`origin`).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{origin}: cannot read the configuration file: {source}")]
+    Read {
+        /// File path.
+        origin: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax, a wrong type or an unknown key, as reported by the parser.
+    #[error("{origin}:{line}:{column}: {message}")]
+    Syntax {
+        /// File path.
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message (names the key for unknown keys).
+        message: String,
+    },
+    /// An SSL-offloading key: passthru never terminates TLS.
+    #[error(
+        "{origin}: {key} asks passthru to terminate TLS, which it never does: \
+         a proxy that terminates TLS strips the agent's client certificate and \
+         replaces the gateway's pinned certificate with its own, so mutual TLS \
+         fails (\"Authentication Required\"); remove {key} and let the gateway \
+         hold its certificate and key"
+    )]
+    OffloadRefused {
+        /// File path.
+        origin: String,
+        /// Key path, e.g. `listener[0].tls_cert` or `backend[1].mode = "offload"`.
+        key: String,
+    },
+    /// A key this version of passthru does not implement yet, with a value
+    /// other than its "off" value.
+    #[error(
+        "{origin}: {key} = {value} is not supported by this version of passthru \
+         (only {allowed} is accepted); remove the key"
+    )]
+    NotSupported {
+        /// File path.
+        origin: String,
+        /// Key path.
+        key: String,
+        /// The value as written.
+        value: String,
+        /// The only value accepted for now.
+        allowed: &'static str,
+    },
+    /// A required key is absent.
+    #[error("{origin}: {key} is required{hint}")]
+    Missing {
+        /// File path.
+        origin: String,
+        /// Key path.
+        key: String,
+        /// Extra guidance, starting with "; " or empty.
+        hint: String,
+    },
+    /// A value outside what is allowed.
+    #[error("{origin}: {key} = {value} is not {allowed}")]
+    Invalid {
+        /// File path.
+        origin: String,
+        /// Key path.
+        key: String,
+        /// The value as written.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+    /// A name or address used twice.
+    #[error("{origin}: {key} = {value} is already used by {first}")]
+    Duplicate {
+        /// File path.
+        origin: String,
+        /// Key path of the second use.
+        key: String,
+        /// The duplicated value.
+        value: String,
+        /// Key path of the first use.
+        first: String,
+    },
+}
+
+impl ConfigError {
+    /// The key path the error is about, when it is about one key.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::OffloadRefused { key, .. }
+            | ConfigError::NotSupported { key, .. }
+            | ConfigError::Missing { key, .. }
+            | ConfigError::Invalid { key, .. }
+            | ConfigError::Duplicate { key, .. } => Some(key),
+            ConfigError::Read { .. } | ConfigError::Syntax { .. } => None,
+        }
+    }
+}
+
+pub(super) fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let raw: toml::Table = toml::from_str(text).map_err(|e| syntax(text, origin, &e))?;
+    refuse_offload(&raw, origin)?;
+    let file: FileConfig = toml::from_str(text).map_err(|e| syntax(text, origin, &e))?;
+    Validator { origin }.config(&file)
+}
+
+const OFFLOAD_KEYS: [&str; 4] = ["tls_cert", "tls_key", "certificate", "key"];
+const OFFLOAD_MODES: [&str; 3] = ["offload", "terminate", "bridge"];
+
+/// Stage 1: refuse SSL-offloading keys before serde would call them unknown.
+fn refuse_offload(raw: &toml::Table, origin: &str) -> Result<(), ConfigError> {
+    let refused = |key: String| ConfigError::OffloadRefused {
+        origin: origin.to_string(),
+        key,
+    };
+    let check = |table: &toml::Table, path: &str| -> Result<(), ConfigError> {
+        for key in OFFLOAD_KEYS {
+            if table.contains_key(key) {
+                return Err(refused(format!("{path}{key}")));
+            }
+        }
+        if let Some(mode) = table.get("mode").and_then(toml::Value::as_str) {
+            if OFFLOAD_MODES.contains(&mode.to_ascii_lowercase().as_str()) {
+                return Err(refused(format!("{path}mode = \"{mode}\"")));
+            }
+        }
+        Ok(())
+    };
+    check(raw, "")?;
+    for section in ["listener", "backend", "route"] {
+        if let Some(toml::Value::Array(items)) = raw.get(section) {
+            for (i, item) in items.iter().enumerate() {
+                if let toml::Value::Table(t) = item {
+                    check(t, &format!("{section}[{i}]."))?;
+                }
+            }
+        }
+    }
+    if let Some(toml::Value::Table(t)) = raw.get("default") {
+        check(t, "default.")?;
+    }
+    Ok(())
+}
+
+fn syntax(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = match e.span() {
+        Some(span) => line_col(text, span.start),
+        None => (1, 1),
+    };
+    ConfigError::Syntax {
+        origin: origin.to_string(),
+        line,
+        column,
+        message: e.message().trim().replace('\n', " "),
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+struct Validator<'a> {
+    origin: &'a str,
+}
+
+impl Validator<'_> {
+    fn config(&self, file: &FileConfig) -> Result<Config, ConfigError> {
+        if let Some(v) = &file.admin {
+            self.not_supported("[admin]", v, "no [admin] table")?;
+        }
+        if let Some(v) = &file.tuning {
+            self.not_supported("[tuning]", v, "no [tuning] table")?;
+        }
+        if file.listener.is_empty() {
+            return Err(self.missing("[[listener]]", "; passthru needs at least one listener"));
+        }
+        if file.backend.is_empty() {
+            return Err(self.missing(
+                "[[backend]]",
+                "; routes need a backend to send connections to",
+            ));
+        }
+
+        let mut backends = Vec::with_capacity(file.backend.len());
+        let mut backend_index: HashMap<String, usize> = HashMap::new();
+        for (i, b) in file.backend.iter().enumerate() {
+            let backend = self.backend(i, b)?;
+            if let Some(first) = backend_index.get(&backend.name) {
+                return Err(self.duplicate(
+                    format!("backend[{i}].name"),
+                    &backend.name,
+                    format!("backend[{first}].name"),
+                ));
+            }
+            backend_index.insert(backend.name.clone(), i);
+            backends.push(backend);
+        }
+        let known = || {
+            backends
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let resolve = |key: String, name: &str| -> Result<usize, ConfigError> {
+            backend_index
+                .get(name)
+                .copied()
+                .ok_or_else(|| ConfigError::Invalid {
+                    origin: self.origin.to_string(),
+                    key,
+                    value: quote(name),
+                    allowed: format!("a defined backend (defined: {})", known()),
+                })
+        };
+
+        let mut listeners: Vec<ListenerConfig> = Vec::with_capacity(file.listener.len());
+        for (i, l) in file.listener.iter().enumerate() {
+            let listener = self.listener(i, l)?;
+            for (j, other) in listeners.iter().enumerate() {
+                if other.name == listener.name {
+                    return Err(self.duplicate(
+                        format!("listener[{i}].name"),
+                        &listener.name,
+                        format!("listener[{j}].name"),
+                    ));
+                }
+                if other.bind == listener.bind && listener.bind.port() != 0 {
+                    return Err(self.duplicate(
+                        format!("listener[{i}].bind"),
+                        &listener.bind.to_string(),
+                        format!("listener[{j}].bind"),
+                    ));
+                }
+            }
+            listeners.push(listener);
+        }
+
+        let mut routes = Vec::with_capacity(file.route.len());
+        let mut warnings = Vec::new();
+        let mut seen: HashMap<(ServerNamePattern, Vec<String>), String> = HashMap::new();
+        for (i, r) in file.route.iter().enumerate() {
+            let route = self.route(i, r, &resolve)?;
+            for (j, name) in route.server_names.iter().enumerate() {
+                let here = format!("route[{i}].server_names[{j}]");
+                if let Some(first) = seen.get(&(name.clone(), route.alpn.clone())) {
+                    warnings.push(format!(
+                        "{}: {here} = \"{name}\" can never match: {first} has the same name and ALPN constraint and comes first",
+                        self.origin
+                    ));
+                } else {
+                    seen.insert((name.clone(), route.alpn.clone()), here);
+                }
+            }
+            routes.push(route);
+        }
+        let default_backend = match file.default.as_ref().map(|d| d.backend.as_deref()) {
+            None => None,
+            Some(None) => {
+                return Err(self.missing(
+                    "default.backend",
+                    "; remove [default] to refuse unrouted connections",
+                ));
+            }
+            Some(Some(name)) => Some(resolve("default.backend".to_string(), name)?),
+        };
+        if routes.is_empty() && default_backend.is_none() {
+            return Err(self.missing(
+                "[[route]] or [default]",
+                "; without either, every connection would be refused",
+            ));
+        }
+        Ok(Config {
+            origin: self.origin.to_string(),
+            listeners,
+            routes,
+            default_backend,
+            backends,
+            warnings,
+        })
+    }
+
+    fn listener(&self, i: usize, l: &FileListener) -> Result<ListenerConfig, ConfigError> {
+        let key = |k: &str| format!("listener[{i}].{k}");
+        let bind_text = l
+            .bind
+            .as_deref()
+            .ok_or_else(|| self.missing(&key("bind"), "; e.g. bind = \"0.0.0.0:443\""))?;
+        let bind: SocketAddr = bind_text.parse().map_err(|_| {
+            self.invalid(
+                key("bind"),
+                &quote(bind_text),
+                "an IP address and port such as \"0.0.0.0:443\" or \"[::]:443\"",
+            )
+        })?;
+        let name = match &l.name {
+            Some(n) if n.trim().is_empty() || n.len() > 64 => {
+                return Err(self.invalid(
+                    key("name"),
+                    &quote(n),
+                    "a non-empty name of at most 64 characters",
+                ));
+            }
+            Some(n) => n.clone(),
+            None => bind.to_string(),
+        };
+        self.off_only(
+            &key("proxy_protocol"),
+            l.proxy_protocol.as_ref(),
+            &toml::Value::from("off"),
+            "\"off\"",
+        )?;
+        if let Some(v) = &l.trusted_proxies {
+            self.not_supported(&key("trusted_proxies"), v, "no trusted_proxies key")?;
+        }
+        if let Some(v) = &l.max_pending {
+            self.not_supported(&key("max_pending"), v, "no max_pending key")?;
+        }
+        if let Some(v) = &l.front_idle_timeout {
+            self.not_supported(&key("front_idle_timeout"), v, "no front_idle_timeout key")?;
+        }
+        self.off_only(
+            &key("observe_handshake"),
+            l.observe_handshake.as_ref(),
+            &toml::Value::from(false),
+            "false",
+        )?;
+        self.off_only(
+            &key("accept_connect"),
+            l.accept_connect.as_ref(),
+            &toml::Value::from(false),
+            "false",
+        )?;
+
+        let client_hello_timeout = l
+            .client_hello_timeout
+            .unwrap_or(DEFAULT_CLIENT_HELLO_TIMEOUT);
+        self.positive(&key("client_hello_timeout"), client_hello_timeout)?;
+        let max_client_hello = self.bounded(
+            &key("max_client_hello"),
+            l.max_client_hello,
+            DEFAULT_MAX_CLIENT_HELLO,
+            MIN_CLIENT_HELLO..=MAX_CLIENT_HELLO,
+        )?;
+        let max_connections = self.bounded(
+            &key("max_connections"),
+            l.max_connections,
+            DEFAULT_MAX_CONNECTIONS,
+            1..=MAX_CONNECTIONS,
+        )?;
+        Ok(ListenerConfig {
+            name,
+            bind,
+            client_hello_timeout,
+            max_client_hello,
+            max_connections,
+            tcp_keepalive: keepalive(l.tcp_keepalive),
+        })
+    }
+
+    fn route(
+        &self,
+        i: usize,
+        r: &FileRoute,
+        resolve: &dyn Fn(String, &str) -> Result<usize, ConfigError>,
+    ) -> Result<RouteConfig, ConfigError> {
+        if r.server_names.is_empty() {
+            return Err(self.missing(
+                &format!("route[{i}].server_names"),
+                " and must not be empty; use [default] for connections without a matching name",
+            ));
+        }
+        let mut server_names = Vec::with_capacity(r.server_names.len());
+        for (j, n) in r.server_names.iter().enumerate() {
+            let pattern: ServerNamePattern = n.parse().map_err(|e| {
+                self.invalid(
+                    format!("route[{i}].server_names[{j}]"),
+                    &quote(n),
+                    &format!("a valid server name ({e})"),
+                )
+            })?;
+            server_names.push(pattern);
+        }
+        let alpn = match &r.alpn {
+            None => Vec::new(),
+            Some(list) if list.is_empty() => {
+                return Err(self.invalid(
+                    format!("route[{i}].alpn"),
+                    "[]",
+                    "an empty list; leave alpn out to accept any",
+                ));
+            }
+            Some(list) => {
+                for (j, p) in list.iter().enumerate() {
+                    if p.is_empty() || p.len() > 255 {
+                        return Err(self.invalid(
+                            format!("route[{i}].alpn[{j}]"),
+                            &quote(p),
+                            "an ALPN protocol name of 1 to 255 bytes",
+                        ));
+                    }
+                }
+                list.clone()
+            }
+        };
+        let backend_name = r
+            .backend
+            .as_deref()
+            .ok_or_else(|| self.missing(&format!("route[{i}].backend"), ""))?;
+        let backend = resolve(format!("route[{i}].backend"), backend_name)?;
+        Ok(RouteConfig {
+            server_names,
+            alpn,
+            backend,
+        })
+    }
+
+    fn backend(&self, i: usize, b: &FileBackend) -> Result<BackendConfig, ConfigError> {
+        let key = |k: &str| format!("backend[{i}].{k}");
+        let name = b
+            .name
+            .clone()
+            .ok_or_else(|| self.missing(&key("name"), ""))?;
+        if name.trim().is_empty() || name.len() > 64 {
+            return Err(self.invalid(
+                key("name"),
+                &quote(&name),
+                "a non-empty name of at most 64 characters",
+            ));
+        }
+        if b.servers.is_empty() {
+            return Err(self.missing(&key("servers"), " and must list at least one \"host:port\""));
+        }
+        let mut servers = Vec::with_capacity(b.servers.len());
+        for (j, s) in b.servers.iter().enumerate() {
+            let server = parse_server(s).ok_or_else(|| {
+                self.invalid(
+                    format!("backend[{i}].servers[{j}]"),
+                    &quote(s),
+                    "a \"host:port\" address (port 1-65535; IPv6 as \"[::1]:443\")",
+                )
+            })?;
+            servers.push(server);
+        }
+        let balance = match b.balance.as_deref() {
+            None | Some("round_robin") => Balance::RoundRobin,
+            Some("least_conn") => Balance::LeastConn,
+            Some("source_hash") => Balance::SourceHash,
+            Some(other) => {
+                return Err(self.invalid(
+                    key("balance"),
+                    &quote(other),
+                    "one of round_robin, least_conn, source_hash",
+                ));
+            }
+        };
+        self.off_only(
+            &key("send_proxy_protocol"),
+            b.send_proxy_protocol.as_ref(),
+            &toml::Value::from("off"),
+            "\"off\"",
+        )?;
+        if let Some(v) = &b.via {
+            self.not_supported(&key("via"), v, "no via key")?;
+        }
+        if let Some(v) = &b.health_check {
+            self.not_supported(&key("health_check"), v, "no health_check key")?;
+        }
+        let connect_timeout = b.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        self.positive(&key("connect_timeout"), connect_timeout)?;
+        let idle_timeout = match b.idle_timeout {
+            None => Some(DEFAULT_IDLE_TIMEOUT),
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+        };
+        Ok(BackendConfig {
+            name,
+            servers,
+            balance,
+            connect_timeout,
+            idle_timeout,
+            tcp_keepalive: keepalive(b.tcp_keepalive),
+        })
+    }
+
+    fn off_only(
+        &self,
+        key: &str,
+        value: Option<&toml::Value>,
+        off: &toml::Value,
+        allowed: &'static str,
+    ) -> Result<(), ConfigError> {
+        match value {
+            Some(v) if v != off => Err(ConfigError::NotSupported {
+                origin: self.origin.to_string(),
+                key: key.to_string(),
+                value: v.to_string(),
+                allowed,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn not_supported(
+        &self,
+        key: &str,
+        value: &toml::Value,
+        allowed: &'static str,
+    ) -> Result<(), ConfigError> {
+        let mut value = value.to_string();
+        if value.len() > 60 {
+            value = "…".to_string();
+        }
+        Err(ConfigError::NotSupported {
+            origin: self.origin.to_string(),
+            key: key.to_string(),
+            value,
+            allowed,
+        })
+    }
+
+    fn positive(&self, key: &str, d: Duration) -> Result<(), ConfigError> {
+        if d.is_zero() || d > MAX_TIMEOUT {
+            return Err(self.invalid(
+                key.to_string(),
+                &quote(&humantime::format_duration(d).to_string()),
+                "a duration above 0s and at most 1 day",
+            ));
+        }
+        Ok(())
+    }
+
+    fn bounded(
+        &self,
+        key: &str,
+        value: Option<i64>,
+        default: usize,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> Result<usize, ConfigError> {
+        let Some(v) = value else { return Ok(default) };
+        match usize::try_from(v) {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(self.invalid(
+                key.to_string(),
+                &v.to_string(),
+                &format!("a number from {} to {}", range.start(), range.end()),
+            )),
+        }
+    }
+
+    fn missing(&self, key: &str, hint: &str) -> ConfigError {
+        ConfigError::Missing {
+            origin: self.origin.to_string(),
+            key: key.to_string(),
+            hint: hint.to_string(),
+        }
+    }
+
+    fn invalid(&self, key: String, value: &str, allowed: &str) -> ConfigError {
+        ConfigError::Invalid {
+            origin: self.origin.to_string(),
+            key,
+            value: value.to_string(),
+            allowed: allowed.to_string(),
+        }
+    }
+
+    fn duplicate(&self, key: String, value: &str, first: String) -> ConfigError {
+        ConfigError::Duplicate {
+            origin: self.origin.to_string(),
+            key,
+            value: quote(value),
+            first,
+        }
+    }
+}
+
+/// `host:port`, `[v6]:port`; the host is a name or an IP literal.
+fn parse_server(s: &str) -> Option<ServerAddr> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            return None;
+        }
+        return Some(ServerAddr {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        });
+    }
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    let valid_name = !host.is_empty()
+        && host.len() <= 253
+        && host.parse::<IpAddr>().is_err()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        });
+    valid_name.then(|| ServerAddr {
+        host: host.to_ascii_lowercase(),
+        port,
+    })
+}
+
+fn keepalive(d: Option<Duration>) -> Option<Duration> {
+    match d {
+        None => Some(DEFAULT_TCP_KEEPALIVE),
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("{s:?}")
+}
+
+const DEFAULT_CLIENT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_CLIENT_HELLO: usize = 16384;
+const MIN_CLIENT_HELLO: usize = 512;
+const MAX_CLIENT_HELLO: usize = 262_144;
+const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+const MAX_CONNECTIONS: usize = 10_000_000;
+const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);

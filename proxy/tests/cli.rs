@@ -1,0 +1,422 @@
+//! The `passthru` binary as operators run it: exit codes, `check`
+//! summaries and refusals, `--help`, and `run` serving, reloading on SIGHUP
+//! and stopping on SIGTERM. Children are killed by their PID.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_passthru");
+const WAIT: Duration = Duration::from_secs(10);
+
+fn passthru(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("passthru.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn check(text: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), text);
+    let out = passthru(&["check", "--config", path.to_str().unwrap()]);
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+const VALID: &str = r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:0"
+
+[[route]]
+server_names = ["gw.example.com", "*.agents.example.com"]
+backend = "gateway"
+
+[[backend]]
+name = "gateway"
+servers = ["127.0.0.1:9", "127.0.0.1:10"]
+"#;
+
+#[test]
+fn check_accepts_the_example_and_prints_a_summary() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/passthru.toml");
+    let out = passthru(&["check", "--config", example.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("ok: 1 listener (public on 0.0.0.0:8443), 3 routes (3 server names), default backend gateway, 2 backends (3 servers)"), "{stdout}");
+}
+
+#[test]
+fn check_warns_about_unreachable_routes_but_passes() {
+    let text =
+        format!("{VALID}\n[[route]]\nserver_names = [\"gw.example.com\"]\nbackend = \"gateway\"\n");
+    let (code, stdout, stderr) = check(&text);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("ok: 1 listener"), "{stdout}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("route[1].server_names[0]"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn invalid_configs_exit_2_naming_file_key_and_value() {
+    let cases = [
+        (
+            VALID.replace("backend = \"gateway\"\n\n", "backend = \"gw\"\n\n"),
+            "route[0].backend",
+            "\"gw\"",
+        ),
+        (
+            VALID.replace("127.0.0.1:10", "127.0.0.1:99999"),
+            "backend[0].servers[1]",
+            "127.0.0.1:99999",
+        ),
+        (
+            VALID.replace("bind = \"127.0.0.1:0\"", "bind = \"localhost\""),
+            "listener[0].bind",
+            "localhost",
+        ),
+        (
+            format!("{VALID}balance = \"fastest\"\n"),
+            "backend[0].balance",
+            "fastest",
+        ),
+        (
+            format!("{VALID}\n[[backend]]\nname = \"gateway\"\nservers = [\"127.0.0.1:1\"]\n"),
+            "backend[1].name",
+            "gateway",
+        ),
+        (
+            VALID.replace("name = \"public\"", "name = \"public\"\nlisten_backlog = 5"),
+            "listen_backlog",
+            "",
+        ),
+        (
+            VALID.replace(
+                "name = \"public\"",
+                "name = \"public\"\nproxy_protocol = \"v2\"",
+            ),
+            "listener[0].proxy_protocol",
+            "v2",
+        ),
+    ];
+    for (text, key, value) in cases {
+        let (code, stdout, stderr) = check(&text);
+        assert_eq!(code, 2, "{key}: {stderr}");
+        assert!(stdout.is_empty());
+        assert_eq!(stderr.lines().count(), 1, "one sentence: {stderr}");
+        assert!(stderr.contains("passthru.toml"), "{stderr}");
+        assert!(stderr.contains(key), "{key}: {stderr}");
+        assert!(stderr.contains(value), "{value}: {stderr}");
+    }
+}
+
+#[test]
+fn offload_keys_are_refused_by_check_and_run() {
+    for (table, line) in [
+        ("listener", "tls_cert = \"/etc/gw.pem\""),
+        ("listener", "tls_key = \"/etc/gw.key\""),
+        ("listener", "certificate = \"/etc/gw.pem\""),
+        ("listener", "key = \"/etc/gw.key\""),
+        ("listener", "mode = \"offload\""),
+        ("backend", "mode = \"terminate\""),
+        ("backend", "mode = \"bridge\""),
+    ] {
+        let text = match table {
+            "listener" => VALID.replace("name = \"public\"", &format!("name = \"public\"\n{line}")),
+            _ => format!("{VALID}{line}\n"),
+        };
+        let key = line.split(' ').next().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(dir.path(), &text);
+        for cmd in ["check", "run"] {
+            let out = passthru(&[cmd, "--config", path.to_str().unwrap()]);
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            assert_eq!(out.status.code(), Some(2), "{cmd} {line}: {stderr}");
+            assert!(stderr.contains(&format!("{table}[0].{key}")), "{stderr}");
+            assert!(stderr.contains("never does"), "{stderr}");
+            assert!(
+                stderr.contains("client certificate") && stderr.contains("pinned"),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_missing_file_exits_2_and_names_it() {
+    let out = passthru(&["check", "--config", "/nonexistent/passthru.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("/nonexistent/passthru.toml") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_explains_every_flag() {
+    assert_eq!(passthru(&[]).status.code(), Some(2));
+    assert_eq!(passthru(&["run"]).status.code(), Some(2));
+    assert_eq!(
+        passthru(&["run", "--config", "x", "--log-format", "xml"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let help = String::from_utf8(passthru(&["--help"]).stdout).unwrap();
+    for word in ["run", "check", "never", "Exit codes"] {
+        assert!(help.contains(word), "{word} missing from --help: {help}");
+    }
+    let help = String::from_utf8(passthru(&["run", "--help"]).stdout).unwrap();
+    for word in [
+        "--config",
+        "--log-format",
+        "text",
+        "json",
+        "SIGHUP",
+        "RUST_LOG",
+    ] {
+        assert!(
+            help.contains(word),
+            "{word} missing from run --help: {help}"
+        );
+    }
+    let version = String::from_utf8(passthru(&["--version"]).stdout).unwrap();
+    assert_eq!(
+        version.trim(),
+        format!("passthru {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// A running `passthru run`, its stderr and stdout lines on channels.
+struct Running {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    stdout: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(config: &Path, extra: &[&str]) -> Running {
+        let mut child = Command::new(BIN)
+            .args(["run", "--config", config.to_str().unwrap()])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = lines(child.stderr.take().unwrap());
+        let stdout = lines(child.stdout.take().unwrap());
+        Running {
+            child,
+            stderr,
+            stdout,
+        }
+    }
+
+    fn wait_line(rx: &mpsc::Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no {what} within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// The address from the "listening" startup line.
+    fn listening_addr(&self) -> SocketAddr {
+        let line = Self::wait_line(&self.stderr, "listening line", |l| l.contains("listening"));
+        // Text: `addr=IP:PORT`; JSON: `"addr":"IP:PORT"`.
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .or_else(|| {
+                line.split("\"addr\":\"")
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+            })
+            .unwrap_or_else(|| panic!("no addr in {line}"));
+        addr.parse().unwrap()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([name, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(mut self) -> i32 {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("passthru did not exit within {WAIT:?}");
+            }
+            // Polling a child's exit status: no event to wait on in std.
+            let _ = self.stderr.recv_timeout(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn http_get(addr: SocketAddr) -> String {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: gw\r\nX-Forwarded-Proto: https\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    tcp.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn run_serves_logs_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), VALID);
+    let proc = Running::start(&path, &[]);
+    let addr = proc.listening_addr();
+    let reply = http_get(addr);
+    assert!(reply.starts_with("HTTP/1.1 400 Bad Request"), "{reply}");
+    assert!(reply.contains("X-Forwarded-Proto"), "{reply}");
+    let line = Running::wait_line(&proc.stdout, "access-log line", |l| l.contains("outcome="));
+    assert!(line.contains("listener=public"), "{line}");
+    assert!(line.contains("outcome=plaintext_http"), "{line}");
+    assert!(line.contains(&format!("peer=127.0.0.1:")), "{line}");
+    proc.signal("-TERM");
+    assert_eq!(proc.wait_exit(), 0);
+}
+
+#[test]
+fn run_writes_json_access_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), VALID);
+    let proc = Running::start(&path, &["--log-format", "json"]);
+    let addr = proc.listening_addr();
+    let _ = http_get(addr);
+    let line = Running::wait_line(&proc.stdout, "JSON access line", |l| l.starts_with('{'));
+    assert!(line.contains("\"outcome\":\"plaintext_http\""), "{line}");
+    assert!(line.contains("\"listener\":\"public\""), "{line}");
+    proc.signal("-INT");
+    assert_eq!(proc.wait_exit(), 0);
+}
+
+#[test]
+fn sighup_swaps_routes_and_keeps_the_old_ones_on_a_bad_file() {
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend_addr = backend.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), VALID);
+    let proc = Running::start(&path, &[]);
+    let addr = proc.listening_addr();
+
+    // A broken file is refused and the running configuration kept.
+    std::fs::write(&path, "[[listener]]\nbind = \n").unwrap();
+    proc.signal("-HUP");
+    let line = Running::wait_line(&proc.stderr, "reload failure", |l| {
+        l.contains("reload failed")
+    });
+    assert!(line.contains("passthru.toml"), "{line}");
+
+    // A new route for new.example.com to our listener.
+    let text = format!(
+        "{VALID}\n[[route]]\nserver_names = [\"new.example.com\"]\nbackend = \"new\"\n\
+         [[backend]]\nname = \"new\"\nservers = [\"{backend_addr}\"]\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    proc.signal("-HUP");
+    Running::wait_line(&proc.stderr, "reload line", |l| {
+        l.contains("configuration reloaded")
+    });
+
+    let hello = hello_for("new.example.com");
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.write_all(&hello).unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut conn, _)) = backend.accept() {
+            conn.set_read_timeout(Some(WAIT)).unwrap();
+            let mut got = vec![0u8; hello.len()];
+            let _ = conn.read_exact(&mut got);
+            let _ = tx.send(got);
+        }
+    });
+    let got = rx
+        .recv_timeout(WAIT)
+        .expect("the new route's backend got no connection");
+    assert_eq!(got, hello_for("new.example.com"));
+    drop(tcp);
+    proc.signal("-TERM");
+    assert_eq!(proc.wait_exit(), 0);
+}
+
+/// A minimal TLS 1.2 ClientHello with this SNI.
+fn hello_for(name: &str) -> Vec<u8> {
+    let n = name.len() as u16;
+    let mut ext = vec![0, 0];
+    ext.extend_from_slice(&(n + 5).to_be_bytes());
+    ext.extend_from_slice(&(n + 3).to_be_bytes());
+    ext.push(0);
+    ext.extend_from_slice(&n.to_be_bytes());
+    ext.extend_from_slice(name.as_bytes());
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]);
+    body.push(0);
+    body.extend_from_slice(&[0, 2, 0xc0, 0x2f, 1, 0]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![1, 0];
+    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    hs.extend_from_slice(&body);
+    let mut rec = vec![0x16, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}

@@ -1,0 +1,177 @@
+//! The agent: a rustls client that presents a machine certificate and pins
+//! the server's certificate (accepts exactly that certificate, as agents
+//! pinning a gateway by thumbprint do), recording what it was shown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use passthru_certs::Identity;
+use passthru_certs::fingerprint::sha256_hex;
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::{Lab, provider};
+
+/// A TLS client builder.
+#[derive(Clone)]
+pub struct Client {
+    sni: String,
+    identity: Option<Identity>,
+    pinned: CertificateDer<'static>,
+    alpn: Vec<Vec<u8>>,
+}
+
+/// A completed handshake.
+pub struct Connected {
+    /// The TLS stream.
+    pub stream: TlsStream<TcpStream>,
+    /// SHA-256 of the certificate the server presented.
+    pub server_cert_sha256: String,
+    /// The negotiated ALPN protocol.
+    pub alpn: Option<String>,
+}
+
+impl Client {
+    /// SNI `gw.example.com`, presenting agent-01, pinning the gateway certificate.
+    pub fn new(lab: &Lab) -> Client {
+        Client {
+            sni: "gw.example.com".to_string(),
+            identity: Some(lab.pki.agent.clone()),
+            pinned: lab.pki.gateway.cert_der.clone().into(),
+            alpn: Vec::new(),
+        }
+    }
+
+    /// The server name to send.
+    pub fn sni(mut self, name: &str) -> Client {
+        self.sni = name.to_string();
+        self
+    }
+
+    /// The client certificate to present (`None`: none).
+    pub fn client_cert(mut self, id: Option<&Identity>) -> Client {
+        self.identity = id.cloned();
+        self
+    }
+
+    /// The only server certificate to accept.
+    pub fn pin(mut self, id: &Identity) -> Client {
+        self.pinned = id.cert_der.clone().into();
+        self
+    }
+
+    /// ALPN protocols to offer.
+    pub fn alpn(mut self, protocols: &[&str]) -> Client {
+        self.alpn = protocols.iter().map(|p| p.as_bytes().to_vec()).collect();
+        self
+    }
+
+    /// Connect to `addr` and complete the handshake.
+    pub async fn connect(&self, addr: SocketAddr) -> io::Result<Connected> {
+        let verifier = Arc::new(Pinned {
+            pinned: self.pinned.clone(),
+            provider: provider(),
+        });
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(rustls::ALL_VERSIONS)
+            .map_err(io::Error::other)?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let mut config = match &self.identity {
+            Some(id) => {
+                let (chain, key) = id.rustls_chain();
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(io::Error::other)?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        config.alpn_protocols = self.alpn.clone();
+        let name = ServerName::try_from(self.sni.clone()).map_err(io::Error::other)?;
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let stream = TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await?;
+        let (_, conn) = stream.get_ref();
+        let server_cert_sha256 = conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| sha256_hex(c))
+            .unwrap_or_default();
+        let alpn = conn
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        Ok(Connected {
+            stream,
+            server_cert_sha256,
+            alpn,
+        })
+    }
+}
+
+/// Accepts exactly one end-entity certificate; signatures still checked.
+#[derive(Debug)]
+struct Pinned {
+    pinned: CertificateDer<'static>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.pinned.as_ref() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
