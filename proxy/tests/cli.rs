@@ -3,6 +3,8 @@
 //! and stopping on SIGTERM. Children are killed by their PID.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Blocking process-level tests without a runtime: std's clock is the right one.
+#![allow(clippy::disallowed_types)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -329,7 +331,7 @@ fn run_serves_logs_and_stops_on_sigterm() {
     let line = Running::wait_line(&proc.stdout, "access-log line", |l| l.contains("outcome="));
     assert!(line.contains("listener=public"), "{line}");
     assert!(line.contains("outcome=plaintext_http"), "{line}");
-    assert!(line.contains(&format!("peer=127.0.0.1:")), "{line}");
+    assert!(line.contains("peer=127.0.0.1:"), "{line}");
     proc.signal("-TERM");
     assert_eq!(proc.wait_exit(), 0);
 }

@@ -137,3 +137,39 @@ async fn server_names_resolve_at_connect_time() {
     let record = proxy.next_record().await;
     assert_eq!(record.server, Some(format!("localhost:{}", gw.addr.port())));
 }
+
+#[tokio::test]
+async fn connections_beyond_max_connections_are_closed_at_accept() {
+    let mut gw = RawBackend::spawn("gw").await;
+    let mut proxy = ProxyUnderTest::new()
+        .listener_option("max_connections = 1")
+        .route(&["gw.example.com"], "gw")
+        .backend("gw", &[gw.addr])
+        .spawn()
+        .await;
+    let hello = client_hello(Some("gw.example.com"), &[]);
+    let (name, mut first) = hello_then_line(proxy.addr, &hello).await;
+    assert_eq!(name, "gw");
+    // The listener is full: the next connection is closed without a byte
+    // (a reset when the kernel still held its unread hello).
+    let mut tcp = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let _ = tcp.write_all(&hello).await;
+    let mut reply = Vec::new();
+    match passthru_tests::within(
+        "the refusal",
+        tokio::io::AsyncReadExt::read_to_end(&mut tcp, &mut reply),
+    )
+    .await
+    {
+        Ok(_) => assert!(reply.is_empty(), "{reply:?}"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+    }
+    assert_eq!(proxy.next_record().await.outcome, "max_connections");
+    // Once the first one ends, its permit is free again.
+    first.get_mut().shutdown().await.unwrap();
+    let _ = gw.next_conn().await;
+    assert_eq!(proxy.next_record().await.outcome, "ok");
+    let (name, mut again) = hello_then_line(proxy.addr, &hello).await;
+    assert_eq!(name, "gw");
+    again.get_mut().shutdown().await.unwrap();
+}

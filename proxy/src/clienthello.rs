@@ -1,0 +1,508 @@
+//! Pure ClientHello parser: reassembles the handshake records at the start of
+//! a connection and extracts what passthru routes and logs on (SNI, ALPN,
+//! offered versions, ECH and SSLv2 flags). No I/O: it is a function over the
+//! bytes read so far, answering complete, need more (`Incomplete`) or never
+//! (`Invalid`). It borrows the buffer when the hello fits one record and
+//! copies only when the hello is split over several.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
+use reader::Reader;
+
+mod reader;
+
+/// What passthru needs from a ClientHello.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientHello {
+    /// SNI host_name exactly as sent (lossy UTF-8 for non-UTF-8 bytes), not
+    /// lowercased, trailing dot kept. None when absent.
+    pub server_name: Option<String>,
+    /// ALPN protocols offered, in order (lossy UTF-8).
+    pub alpn: Vec<String>,
+    /// Record-layer version of the first record (0x0301 etc.); for
+    /// SSLv2-compatible hellos, 0x0002.
+    pub record_version: u16,
+    /// legacy_version / client_version field of the hello.
+    pub legacy_version: u16,
+    /// supported_versions extension, GREASE values (0x?a?a) removed; empty
+    /// when absent.
+    pub supported_versions: Vec<u16>,
+    /// encrypted_client_hello extension (0xfe0d) present: the SNI above is
+    /// the outer one.
+    pub ech: bool,
+    /// SSLv2-compatible CLIENT-HELLO (record header with high bit set).
+    pub sslv2: bool,
+    /// Number of bytes of `buf` the hello occupied (all records carrying it,
+    /// headers included).
+    pub len: usize,
+}
+
+impl ClientHello {
+    /// A hello with no extensions read yet.
+    fn bare(record_version: u16, legacy_version: u16, sslv2: bool, len: usize) -> Self {
+        Self {
+            server_name: None,
+            alpn: Vec::new(),
+            record_version,
+            legacy_version,
+            supported_versions: Vec::new(),
+            ech: false,
+            sslv2,
+            len,
+        }
+    }
+
+    /// Highest version offered: max of supported_versions if present, else
+    /// legacy_version.
+    #[must_use]
+    pub fn offered_version(&self) -> u16 {
+        self.supported_versions
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(self.legacy_version)
+    }
+
+    /// "TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1.0", "SSLv3", or "unknown"
+    /// (from [`offered_version`](Self::offered_version)).
+    #[must_use]
+    pub fn offered_version_name(&self) -> &'static str {
+        match self.offered_version() {
+            0x0304 => "TLSv1.3",
+            0x0303 => "TLSv1.2",
+            0x0302 => "TLSv1.1",
+            0x0301 => "TLSv1.0",
+            0x0300 => "SSLv3",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Why [`parse`] could not return a [`ClientHello`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Not enough bytes yet. `needed` is a lower bound on the TOTAL buffer
+    /// length (from the start) needed to go on; always > buf.len().
+    #[error("incomplete client hello: need at least {needed} bytes")]
+    Incomplete {
+        /// Lower bound on the total buffer length needed.
+        needed: usize,
+    },
+    /// Can never become a valid ClientHello.
+    #[error("invalid client hello: {0}")]
+    Invalid(Invalid),
+}
+
+impl From<Invalid> for Error {
+    fn from(reason: Invalid) -> Self {
+        Self::Invalid(reason)
+    }
+}
+
+/// Why the bytes can never become a valid ClientHello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// The first record is not a handshake record (type 22), or a later one
+    /// has another type before the hello is complete.
+    #[error("not a tls handshake record")]
+    NotHandshake,
+    /// A record's version major is not 3.
+    #[error("record version major is not 3")]
+    BadRecordVersion,
+    /// A record is longer than 16384 + 2048 bytes.
+    #[error("record length exceeds {} bytes", MAX_RECORD_LEN)]
+    RecordTooLarge,
+    /// A handshake record with no payload.
+    #[error("zero-length handshake record")]
+    EmptyRecord,
+    /// The handshake message is not a ClientHello (type 1).
+    #[error("handshake message is not a client hello")]
+    NotClientHello,
+    /// A length field runs past its container; names the field.
+    #[error("{0} runs past its container")]
+    Truncated(&'static str),
+    /// A length field holds a value the protocol forbids (odd cipher_suites
+    /// length, session_id longer than 32, no compression method).
+    #[error("{0} has an invalid length")]
+    BadLength(&'static str),
+    /// Bytes left over after a field that should end its container.
+    #[error("unexpected bytes after {0}")]
+    TrailingBytes(&'static str),
+    /// A malformed extension (e.g. the SNI or ALPN list); names it.
+    #[error("malformed {0} extension")]
+    BadExtension(&'static str),
+    /// The same extension type appears twice.
+    #[error("duplicate extension 0x{0:04x}")]
+    DuplicateExtension(u16),
+    /// An SSLv2-format CLIENT-HELLO whose version major is not 3: it offers
+    /// neither SSL 3.0 nor any TLS version.
+    #[error("sslv2 client-hello offers neither ssl 3.0 nor tls")]
+    Sslv2WithoutTls,
+}
+
+/// Parse a ClientHello from the start of `buf` (TLS records, or an
+/// SSLv2-compatible hello). Trailing bytes after the hello are ignored.
+///
+/// # Errors
+///
+/// [`Error::Incomplete`] for every strict prefix of a valid hello, however
+/// it is split into records; [`Error::Invalid`] as soon as the bytes can no
+/// longer become one.
+pub fn parse(buf: &[u8]) -> Result<ClientHello, Error> {
+    match buf.first() {
+        None => Err(need(RECORD_HEADER_LEN)),
+        Some(b0) if b0 & 0x80 != 0 => parse_sslv2(buf),
+        Some(_) => {
+            let framed = reassemble(buf)?;
+            Ok(parse_message(&framed)?)
+        }
+    }
+}
+
+/// `Error::Incomplete` asking for `needed` bytes in all.
+fn need(needed: usize) -> Error {
+    Error::Incomplete { needed }
+}
+
+/// The whole ClientHello handshake message (header included), with where
+/// it came from.
+struct Framed<'a> {
+    message: Cow<'a, [u8]>,
+    record_version: u16,
+    len: usize,
+}
+
+/// Walk the handshake records until the whole ClientHello message is
+/// present; borrow it when it sits in the first record, else join payloads.
+fn reassemble(buf: &[u8]) -> Result<Framed<'_>, Error> {
+    if let Some(framed) = single_record(buf) {
+        return Ok(framed);
+    }
+    let mut pos = 0;
+    let mut have = 0; // handshake bytes in the records before `pos`
+    let mut header = [0u8; HANDSHAKE_HEADER_LEN];
+    let mut total = None; // the whole message length, once its header is known
+    loop {
+        // The rest of the message needs at least one more record header and
+        // all of its missing bytes (at least one: else we would have returned).
+        let missing = total.unwrap_or(HANDSHAKE_HEADER_LEN).saturating_sub(have);
+        let record_len = record_header(buf, pos, pos + RECORD_HEADER_LEN + missing)?;
+        let record_end = pos + RECORD_HEADER_LEN + record_len;
+        let payload = buf.get(pos + RECORD_HEADER_LEN..record_end.min(buf.len()));
+        let payload = payload.unwrap_or_default();
+        // Collect the handshake header as its bytes arrive, whatever the framing.
+        for (slot, &b) in header.iter_mut().skip(have).zip(payload) {
+            *slot = b;
+        }
+        let known = have + payload.len();
+        if known >= 1 && header[0] != HANDSHAKE_CLIENT_HELLO {
+            return Err(Invalid::NotClientHello.into());
+        }
+        if total.is_none() && known >= HANDSHAKE_HEADER_LEN {
+            let body_len = Reader::new(&header[1..]).u24("handshake length")?;
+            total = Some(HANDSHAKE_HEADER_LEN + body_len);
+        }
+        have += record_len;
+        if payload.len() < record_len {
+            let rest = total.unwrap_or(HANDSHAKE_HEADER_LEN).saturating_sub(have);
+            let more = if rest == 0 {
+                0
+            } else {
+                RECORD_HEADER_LEN + rest
+            };
+            return Err(need(record_end + more));
+        }
+        pos = record_end;
+        if let Some(total) = total.filter(|&total| have >= total) {
+            let message = Cow::Owned(join_records(buf.get(..pos).unwrap_or_default(), total)?);
+            let version = buf.get(1..3).and_then(|v| v.try_into().ok());
+            let record_version = version.map_or(0, u16::from_be_bytes);
+            return Ok(Framed {
+                message,
+                record_version,
+                len: pos,
+            });
+        }
+    }
+}
+
+/// Check the record header at `pos` as far as its bytes have arrived and
+/// return its length. While it is incomplete, ask for at least `floor` bytes.
+fn record_header(buf: &[u8], pos: usize, floor: usize) -> Result<usize, Error> {
+    let rest = buf.get(pos..).unwrap_or_default();
+    if rest.first().is_some_and(|&kind| kind != CONTENT_HANDSHAKE) {
+        return Err(Invalid::NotHandshake.into());
+    }
+    if rest.get(1).is_some_and(|&major| major != 3) {
+        return Err(Invalid::BadRecordVersion.into());
+    }
+    let Some(&[_, _, _, hi, lo]) = rest.first_chunk() else {
+        return Err(need(floor.max(pos + RECORD_HEADER_LEN)));
+    };
+    match usize::from(u16::from_be_bytes([hi, lo])) {
+        0 => Err(Invalid::EmptyRecord.into()),
+        len if len > MAX_RECORD_LEN => Err(Invalid::RecordTooLarge.into()),
+        len => Ok(len),
+    }
+}
+
+/// The common case, checked without the general walk: one complete record
+/// holding the whole ClientHello message, borrowed. Whatever it accepts, the
+/// walk in [`reassemble`] accepts with the same result; anything else
+/// (split, incomplete or invalid) goes there.
+fn single_record(buf: &[u8]) -> Option<Framed<'_>> {
+    let [kind, major, minor, hi, lo, msg_type, a, b, c] = *buf.first_chunk::<9>()?;
+    let record_len = usize::from(u16::from_be_bytes([hi, lo]));
+    let body_len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
+    let message_len = HANDSHAKE_HEADER_LEN + body_len;
+    let framed = kind == CONTENT_HANDSHAKE && major == 3 && msg_type == HANDSHAKE_CLIENT_HELLO;
+    if !framed || record_len > MAX_RECORD_LEN {
+        return None;
+    }
+    let payload = buf.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + record_len)?;
+    let message = Cow::Borrowed(payload.get(..message_len)?);
+    let record_version = u16::from_be_bytes([major, minor]);
+    Some(Framed {
+        message,
+        record_version,
+        len: RECORD_HEADER_LEN + record_len,
+    })
+}
+
+/// The first `total` handshake bytes of the (already checked) records in
+/// `records`, joined. Only for split hellos: [`single_record`] has already
+/// borrowed any hello that fits one record.
+fn join_records(records: &[u8], total: usize) -> Result<Vec<u8>, Invalid> {
+    let mut r = Reader::new(records);
+    let mut joined = Vec::with_capacity(records.len());
+    while !r.is_empty() {
+        r.take(3, "record")?;
+        joined.extend_from_slice(r.prefixed_u16("record")?.rest());
+    }
+    joined.truncate(total);
+    Ok(joined)
+}
+
+/// Parse a ClientHello handshake message (header included, already checked).
+fn parse_message(framed: &Framed<'_>) -> Result<ClientHello, Invalid> {
+    let mut r = Reader::new(&framed.message);
+    r.take(HANDSHAKE_HEADER_LEN, "handshake header")?;
+    let legacy_version = r.u16("legacy_version")?;
+    r.take(32, "random")?;
+    let session_id = r.u8("session_id")?;
+    if session_id > 32 {
+        return Err(Invalid::BadLength("session_id"));
+    }
+    r.take(usize::from(session_id), "session_id")?;
+    if r.prefixed_u16("cipher_suites")?.remaining() % 2 != 0 {
+        return Err(Invalid::BadLength("cipher_suites"));
+    }
+    if r.prefixed_u8("compression_methods")?.is_empty() {
+        return Err(Invalid::BadLength("compression_methods"));
+    }
+    let mut hello = ClientHello::bare(framed.record_version, legacy_version, false, framed.len);
+    if r.is_empty() {
+        return Ok(hello); // old hellos may omit the extensions block
+    }
+    let mut extensions = r.prefixed_u16("extensions")?;
+    r.finish("extensions")?;
+    let mut seen = SeenExtensions::default();
+    while !extensions.is_empty() {
+        let kind = extensions.u16("extension")?;
+        let data = extensions.prefixed_u16("extension")?;
+        seen.insert(kind)?;
+        match kind {
+            EXT_SERVER_NAME => {
+                let name = server_name(data).map_err(|_| Invalid::BadExtension("server_name"));
+                hello.server_name = name?;
+            }
+            EXT_ALPN => hello.alpn = alpn(data).map_err(|_| Invalid::BadExtension("alpn"))?,
+            EXT_SUPPORTED_VERSIONS => {
+                let versions = supported_versions(data);
+                hello.supported_versions =
+                    versions.map_err(|_| Invalid::BadExtension("supported_versions"))?;
+            }
+            EXT_ECH => hello.ech = true,
+            _ => {}
+        }
+    }
+    Ok(hello)
+}
+
+/// server_name (RFC 6066): the first host_name entry of the list.
+fn server_name(mut data: Reader<'_>) -> Result<Option<String>, Invalid> {
+    let mut list = data.prefixed_u16("server_name")?;
+    data.finish("server_name")?;
+    let mut host_name = None;
+    while !list.is_empty() {
+        let kind = list.u8("server_name")?;
+        let name = list.prefixed_u16("server_name")?;
+        if kind == SNI_HOST_NAME && host_name.is_none() {
+            host_name = Some(lossy(name));
+        }
+    }
+    Ok(host_name)
+}
+
+/// application_layer_protocol_negotiation (RFC 7301): non-empty names, in order.
+fn alpn(mut data: Reader<'_>) -> Result<Vec<String>, Invalid> {
+    let mut list = data.prefixed_u16("alpn")?;
+    data.finish("alpn")?;
+    let mut names = Vec::with_capacity(4);
+    while !list.is_empty() {
+        let name = list.prefixed_u8("alpn")?;
+        if name.is_empty() {
+            return Err(Invalid::BadLength("alpn"));
+        }
+        names.push(lossy(name));
+    }
+    Ok(names)
+}
+
+/// supported_versions (RFC 8446 4.2.1), GREASE values removed.
+fn supported_versions(mut data: Reader<'_>) -> Result<Vec<u16>, Invalid> {
+    let mut list = data.prefixed_u8("supported_versions")?;
+    data.finish("supported_versions")?;
+    if list.remaining() % 2 != 0 {
+        return Err(Invalid::BadLength("supported_versions"));
+    }
+    let mut versions = Vec::with_capacity(list.remaining() / 2);
+    while !list.is_empty() {
+        let version = list.u16("supported_versions")?;
+        if version & 0x0f0f != 0x0a0a {
+            versions.push(version);
+        }
+    }
+    Ok(versions)
+}
+
+/// An SSLv2-compatible CLIENT-HELLO (RFC 5246 appendix E.2): 2-byte header
+/// with the high bit set, then type, version and three lengths.
+fn parse_sslv2(buf: &[u8]) -> Result<ClientHello, Error> {
+    let Some(&[hi, lo]) = buf.first_chunk() else {
+        return Err(need(2));
+    };
+    let len = match usize::from(hi & 0x7f) << 8 | usize::from(lo) {
+        0 => return Err(Invalid::EmptyRecord.into()),
+        len if len > MAX_RECORD_LEN => return Err(Invalid::RecordTooLarge.into()),
+        len => len,
+    };
+    let message = buf.get(2..buf.len().min(2 + len)).unwrap_or_default();
+    // Decide on the type and version bytes as soon as they arrive.
+    if message
+        .first()
+        .is_some_and(|&t| t != HANDSHAKE_CLIENT_HELLO)
+    {
+        return Err(Invalid::NotClientHello.into());
+    }
+    if message.get(1).is_some_and(|&major| major != 3) {
+        return Err(Invalid::Sslv2WithoutTls.into());
+    }
+    if message.len() < len {
+        return Err(need(2 + len));
+    }
+    let mut r = Reader::new(message);
+    r.u8("msg_type")?;
+    let legacy_version = r.u16("version")?;
+    let cipher_specs = usize::from(r.u16("cipher_spec_length")?);
+    let session_id = usize::from(r.u16("session_id_length")?);
+    let challenge = usize::from(r.u16("challenge_length")?);
+    if cipher_specs == 0 || cipher_specs % 3 != 0 {
+        return Err(Invalid::BadLength("cipher_specs").into());
+    }
+    if session_id > 32 {
+        return Err(Invalid::BadLength("session_id").into());
+    }
+    if !(16..=32).contains(&challenge) {
+        return Err(Invalid::BadLength("challenge").into());
+    }
+    r.take(cipher_specs, "cipher_specs")?;
+    r.take(session_id, "session_id")?;
+    r.take(challenge, "challenge")?;
+    r.finish("challenge")?;
+    Ok(ClientHello::bare(0x0002, legacy_version, true, 2 + len))
+}
+
+/// Extension types seen so far, to refuse duplicates without allocating for
+/// real hellos: a bit per type below 64 (kept in a register), a short list
+/// for the rarer types above, and a set only for hellos with many of those.
+#[derive(Default)]
+struct SeenExtensions {
+    low: u64,
+    high: SeenHighTypes,
+}
+
+#[derive(Default)]
+struct SeenHighTypes {
+    list: [u16; 16],
+    count: usize,
+    overflow: BTreeSet<u16>,
+}
+
+impl SeenExtensions {
+    #[inline]
+    fn insert(&mut self, kind: u16) -> Result<(), Invalid> {
+        let fresh = match 1u64.checked_shl(u32::from(kind)) {
+            Some(bit) => {
+                let fresh = self.low & bit == 0;
+                self.low |= bit;
+                fresh
+            }
+            None => self.high.insert(kind),
+        };
+        if fresh {
+            Ok(())
+        } else {
+            Err(Invalid::DuplicateExtension(kind))
+        }
+    }
+}
+
+impl SeenHighTypes {
+    /// Whether `kind` is new.
+    #[inline(never)]
+    fn insert(&mut self, kind: u16) -> bool {
+        if self
+            .list
+            .get(..self.count)
+            .unwrap_or_default()
+            .contains(&kind)
+        {
+            return false;
+        }
+        match self.list.get_mut(self.count) {
+            Some(slot) => {
+                *slot = kind;
+                self.count += 1;
+                true
+            }
+            None => self.overflow.insert(kind),
+        }
+    }
+}
+
+/// The bytes as a String, replacing invalid UTF-8 (fast path for valid).
+fn lossy(bytes: Reader<'_>) -> String {
+    let bytes = bytes.rest();
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+const RECORD_HEADER_LEN: usize = 5;
+const HANDSHAKE_HEADER_LEN: usize = 4;
+/// Largest record passthru accepts: 2^14 plaintext plus the 2048 bytes
+/// RFC 5246 allows for compression/expansion.
+const MAX_RECORD_LEN: usize = 16384 + 2048;
+const CONTENT_HANDSHAKE: u8 = 22;
+const HANDSHAKE_CLIENT_HELLO: u8 = 1;
+const SNI_HOST_NAME: u8 = 0;
+const EXT_SERVER_NAME: u16 = 0;
+const EXT_ALPN: u16 = 16;
+const EXT_SUPPORTED_VERSIONS: u16 = 43;
+const EXT_ECH: u16 = 0xfe0d;
+
+#[cfg(test)]
+mod tests;
