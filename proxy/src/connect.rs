@@ -50,7 +50,23 @@ pub async fn dial(
     connect_timeout: Duration,
     keepalive: Option<Duration>,
 ) -> Result<TcpStream, DialError> {
-    let deadline = Instant::now() + connect_timeout;
+    dial_until(
+        server,
+        Instant::now() + connect_timeout,
+        connect_timeout,
+        keepalive,
+    )
+    .await
+}
+
+/// Like [`dial`], with an absolute deadline (`connect_timeout` is only
+/// named in the error).
+pub async fn dial_until(
+    server: &ServerAddr,
+    deadline: Instant,
+    connect_timeout: Duration,
+    keepalive: Option<Duration>,
+) -> Result<TcpStream, DialError> {
     let expired = || DialError::Timeout {
         server: server.clone(),
         timeout: connect_timeout,

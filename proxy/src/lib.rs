@@ -15,6 +15,7 @@
 //! - [`route`]: server-name patterns and the route table.
 //! - [`backend`]: server lists and balancing.
 //! - [`connect`]: dialling a backend's servers within `connect_timeout`.
+//! - [`connect_hop`]: the upstream HTTP CONNECT hop (`via`).
 //! - [`forward`]: the bidirectional byte copy with half-close and idle timeout.
 //! - [`refusal`]: every way a connection ends early, and what goes on the wire.
 //! - [`alert`]: TLS alert records and the plaintext-HTTP 400 reply.
@@ -33,6 +34,7 @@ pub mod clienthello;
 pub mod config;
 pub mod conn;
 pub mod connect;
+pub mod connect_hop;
 pub mod forward;
 pub mod listener;
 pub mod logging;
