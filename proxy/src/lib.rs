@@ -20,6 +20,7 @@
 //! - [`refusal`]: every way a connection ends early, and what goes on the wire.
 //! - [`alert`]: TLS alert records and the plaintext-HTTP 400 reply.
 //! - [`conn`]: the per-connection pipeline; the only place that sequences the above.
+//! - [`drain`]: the lifecycle phase the admin endpoint reports.
 //! - [`listener`]: the accept loop.
 //! - [`server`]: binds every listener, runs them, shuts down.
 //! - [`access_log`]: one line per finished connection, text or JSON.
@@ -33,6 +34,7 @@ pub mod backend;
 pub mod clienthello;
 pub mod config;
 pub mod conn;
+pub mod drain;
 pub mod connect;
 pub mod connect_hop;
 pub mod forward;
