@@ -47,6 +47,8 @@ pub struct AccessRecord {
     pub backend: Option<String>,
     /// Server that got the connection.
     pub server: Option<String>,
+    /// The `via` CONNECT hop (host:port, never credentials).
+    pub via: Option<String>,
     /// Bytes client → server (ClientHello included).
     pub bytes_up: u64,
     /// Bytes server → client.
@@ -76,6 +78,7 @@ impl AccessRecord {
             route: None,
             backend: None,
             server: None,
+            via: None,
             bytes_up: 0,
             bytes_down: 0,
             duration: Duration::ZERO,
@@ -113,6 +116,7 @@ impl AccessRecord {
         push("route", self.route.as_deref().unwrap_or("-"));
         push("backend", self.backend.as_deref().unwrap_or("-"));
         push("server", self.server.as_deref().unwrap_or("-"));
+        push("via", self.via.as_deref().unwrap_or("-"));
         push("bytes_up", &self.bytes_up.to_string());
         push("bytes_down", &self.bytes_down.to_string());
         push("duration", &format!("{:.3}s", self.duration.as_secs_f64()));

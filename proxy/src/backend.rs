@@ -109,6 +109,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             idle_timeout: None,
             tcp_keepalive: None,
+            via: None,
         }))
     }
 

@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::connect_hop::ViaUrl;
 use crate::route::ServerNamePattern;
 
 pub use validate::ConfigError;
@@ -60,6 +61,8 @@ pub struct ListenerConfig {
     pub max_connections: usize,
     /// Idle time before TCP keepalive probes on the client side; `None` disables.
     pub tcp_keepalive: Option<Duration>,
+    /// Also accept HTTP CONNECT from agents that use passthru as their proxy.
+    pub accept_connect: bool,
 }
 
 /// One route.
@@ -128,8 +131,11 @@ pub struct BackendConfig {
     pub connect_timeout: Duration,
     /// Close a connection with no bytes in either direction for this long; `None` = never.
     pub idle_timeout: Option<Duration>,
-    /// Idle time before TCP keepalive probes on the server side; `None` disables.
+    /// Idle time before TCP keepalive probes on the server side (and to the
+    /// `via` hop); `None` disables.
     pub tcp_keepalive: Option<Duration>,
+    /// Upstream HTTP CONNECT hop.
+    pub via: Option<ViaUrl>,
 }
 
 impl Config {

@@ -1,30 +1,28 @@
 //! One connection, start to end: read the ClientHello (keeping every byte),
-//! route it, connect to a server, replay the buffered bytes, forward, and
-//! write the access record. The only module that sequences the pure parts
-//! on a socket; every wait on a peer is under a named deadline.
+//! route it, reach a server, replay the buffered bytes, forward, and write
+//! the access record. The only module that sequences the parts on a
+//! socket; every wait on a peer is under a named deadline.
 
-use std::io;
-use std::net::Shutdown;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
-use socket2::SockRef;
+use bytes::BytesMut;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::access_log::{AccessLog, AccessRecord};
-use crate::alert::{alert_record, find_offload_headers, plaintext_http_reply};
-use crate::clienthello::{self, ClientHello};
-use crate::connect::dial;
+use crate::clienthello::ClientHello;
 use crate::forward::{Counters, End, forward, write_all};
-use crate::refusal::{Refusal, Reply};
-use crate::route::MatchKind;
+use crate::front::{
+    ConnectRequest, HelloError, answer_connect_error, answer_connect_ok, answer_plaintext,
+    read_client_hello, read_connect, refuse,
+};
+use crate::refusal::Refusal;
+use crate::route::{MatchKind, ServerNamePattern};
 use crate::server::{ListenerState, Routing};
-use crate::sniff::{Sniff, sniff};
+use crate::upstream;
 
 /// How a connection ended, for the access log and counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,9 +83,45 @@ async fn pipeline(
     let cfg = &listener.config;
     let deadline = Instant::now() + cfg.client_hello_timeout;
     let mut buf = BytesMut::with_capacity(INITIAL_BUFFER);
-    let hello = match read_client_hello(client, &mut buf, deadline, cfg.max_client_hello).await {
+    let mut connect_host = None;
+    let mut read = read_client_hello(
+        client,
+        &mut buf,
+        deadline,
+        cfg.max_client_hello,
+        cfg.accept_connect,
+    )
+    .await;
+    if read == Err(HelloError::ConnectRequest) {
+        // Inbound CONNECT: answer only for routed names, then read the
+        // ClientHello inside the tunnel. The CONNECT head is not forwarded.
+        match read_connect(client, &mut buf, deadline).await {
+            ConnectRequest::Incomplete => return Outcome::Refused(Refusal::ClientHelloTimeout),
+            ConnectRequest::Malformed(reason) => {
+                record.detail = Some(format!("CONNECT refused: {reason}"));
+                answer_connect_error(client, "400 Bad Request", reason).await;
+                return Outcome::Refused(Refusal::PlaintextHttp);
+            }
+            ConnectRequest::Target { host, port } => {
+                record.detail = Some(format!("CONNECT {host}:{port}"));
+                if !routing.table.routes_name(&host) {
+                    let reason = format!(
+                        "no route for {host}; CONNECT is only answered for names passthru routes"
+                    );
+                    answer_connect_error(client, "403 Forbidden", &reason).await;
+                    return Outcome::Refused(Refusal::NoRoute);
+                }
+                if answer_connect_ok(client).await.is_err() {
+                    return Outcome::ClientClosed;
+                }
+                connect_host = Some(host);
+            }
+        }
+        read = read_client_hello(client, &mut buf, deadline, cfg.max_client_hello, false).await;
+    }
+    let hello = match read {
         Ok(hello) => hello,
-        Err(HelloError::Closed) => return Outcome::ClientClosed,
+        Err(HelloError::Closed | HelloError::ConnectRequest) => return Outcome::ClientClosed,
         Err(HelloError::Refused(refusal)) => {
             if refusal == Refusal::PlaintextHttp {
                 answer_plaintext(client, &mut buf, deadline, cfg.max_client_hello, record).await;
@@ -104,192 +138,71 @@ async fn pipeline(
     record.alpn.clone_from(&hello.alpn);
     record.tls_version = Some(hello.offered_version_name());
 
+    if let Some(host) = &connect_host {
+        if !sni_is(&hello, host) {
+            refuse(client, &hello, Refusal::ConnectSniMismatch).await;
+            return Outcome::Refused(Refusal::ConnectSniMismatch);
+        }
+    }
+
     let Some(routed) = routing
         .table
         .lookup(hello.server_name.as_deref(), &hello.alpn)
     else {
-        return refuse(client, &hello, Refusal::NoRoute).await;
+        refuse(client, &hello, Refusal::NoRoute).await;
+        return Outcome::Refused(Refusal::NoRoute);
     };
     record.route = Some(match (routed.route, routed.kind) {
         (Some(i), _) => format!("route[{i}]"),
         (None, MatchKind::Default) | (None, _) => "default".to_string(),
     });
     let Some(backend) = routing.backends.get(routed.backend) else {
-        return refuse(client, &hello, Refusal::NoRoute).await;
+        refuse(client, &hello, Refusal::NoRoute).await;
+        return Outcome::Refused(Refusal::NoRoute);
     };
     record.backend = Some(backend.config.name.clone());
+    record.via = backend.config.via.as_ref().map(|v| v.proxy.to_string());
 
-    // Try the servers in balanced order; a server that fails before any
-    // byte reached it is skipped for the next one.
-    let mut connected = None;
-    for index in backend.order(record.client.ip()) {
-        let Some(addr) = backend.config.servers.get(index) else {
-            continue;
-        };
-        match dial(
-            addr,
-            backend.config.connect_timeout,
-            backend.config.tcp_keepalive,
-        )
-        .await
-        {
-            Ok(server) => match write_all(&server, &buf).await {
-                Ok(()) => {
-                    record.server = Some(addr.to_string());
-                    connected = Some((server, backend.open(index)));
-                    break;
-                }
-                Err(error) => {
-                    warn!(backend = %backend.config.name, server = %addr, %error, "server closed before the ClientHello was delivered; trying the next server")
-                }
-            },
-            Err(error) => {
-                warn!(backend = %backend.config.name, %error, "server unreachable; trying the next server")
-            }
+    let upstream = match upstream::connect(backend, record.client.ip(), &[&buf]).await {
+        Ok((upstream, _connect_time)) => upstream,
+        Err(error) => {
+            record.detail = Some(error);
+            refuse(client, &hello, Refusal::UpstreamUnavailable).await;
+            return Outcome::Refused(Refusal::UpstreamUnavailable);
         }
-    }
-    let Some((server, _active)) = connected else {
-        warn!(backend = %backend.config.name, "no server of the backend could be reached");
-        return refuse(client, &hello, Refusal::UpstreamUnavailable).await;
     };
+    record.server = Some(upstream.server.to_string());
     debug!(sni = ?hello.server_name, route = ?record.route, server = ?record.server, "routed");
 
     let counters = Counters::default();
-    let end = forward(
-        client,
-        &server,
-        backend.config.idle_timeout,
-        &counters,
-        stop,
-    )
-    .await;
+    let end =
+        if !upstream.leftover.is_empty() && write_all(client, &upstream.leftover).await.is_err() {
+            End::ClientReset
+        } else {
+            forward(
+                client,
+                &upstream.stream,
+                backend.config.idle_timeout,
+                &counters,
+                stop,
+            )
+            .await
+        };
     record.bytes_up = buf.len() as u64 + counters.upstream.load(Ordering::Relaxed);
-    record.bytes_down = counters.downstream.load(Ordering::Relaxed);
+    record.bytes_down =
+        upstream.leftover.len() as u64 + counters.downstream.load(Ordering::Relaxed);
     Outcome::Forwarded(end)
 }
 
-#[derive(Debug)]
-enum HelloError {
-    Refused(Refusal),
-    Closed,
-}
-
-/// Read until `buf` holds a whole ClientHello, within one deadline across
-/// all reads and at most `max` bytes. Everything read stays in `buf`.
-async fn read_client_hello(
-    stream: &TcpStream,
-    buf: &mut BytesMut,
-    deadline: Instant,
-    max: usize,
-) -> Result<ClientHello, HelloError> {
-    // Parse again only once at least `want` bytes are in: a peer sending one
-    // byte at a time costs one parse per record, not one per byte.
-    let mut want = 0;
-    loop {
-        if !buf.is_empty() && buf.len() >= want {
-            match sniff(buf) {
-                Sniff::PlaintextHttp => return Err(HelloError::Refused(Refusal::PlaintextHttp)),
-                Sniff::NotTls => return Err(HelloError::Refused(Refusal::NotTls)),
-                Sniff::NeedMore => {}
-                Sniff::Tls | Sniff::Sslv2 => match clienthello::parse(buf) {
-                    Ok(hello) => return Ok(hello),
-                    Err(clienthello::Error::Incomplete { needed }) if needed > max => {
-                        return Err(HelloError::Refused(Refusal::ClientHelloTooLarge));
-                    }
-                    Err(clienthello::Error::Incomplete { needed }) => want = needed,
-                    Err(clienthello::Error::Invalid(error)) => {
-                        debug!(%error, "invalid ClientHello");
-                        return Err(HelloError::Refused(Refusal::NotTls));
-                    }
-                },
-            }
+/// Whether the hello's SNI names `host` (case and one trailing dot ignored).
+fn sni_is(hello: &ClientHello, host: &str) -> bool {
+    match (&hello.server_name, host.parse::<ServerNamePattern>()) {
+        (Some(sni), Ok(ServerNamePattern::Exact(want))) => {
+            let sni = sni.strip_suffix('.').unwrap_or(sni);
+            sni.eq_ignore_ascii_case(&want)
         }
-        if buf.len() >= max {
-            return Err(HelloError::Refused(Refusal::ClientHelloTooLarge));
-        }
-        match timeout_at(deadline, read_some(stream, buf, max)).await {
-            Err(_) => return Err(HelloError::Refused(Refusal::ClientHelloTimeout)),
-            Ok(Ok(0) | Err(_)) => return Err(HelloError::Closed),
-            Ok(Ok(_)) => {}
-        }
+        _ => false,
     }
-}
-
-/// One read into `buf`, never growing it past `max`.
-pub(crate) async fn read_some(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
-    loop {
-        stream.readable().await?;
-        let room = max.saturating_sub(buf.len());
-        buf.reserve(room.min(READ_CHUNK));
-        match stream.try_read_buf(&mut (&mut *buf).limit(room)) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            result => return result,
-        }
-    }
-}
-
-/// Send the refusal's reply, then close.
-async fn refuse(client: &TcpStream, hello: &ClientHello, refusal: Refusal) -> Outcome {
-    if let Reply::Alert(alert) = refusal.reply() {
-        // A server answers at or below the version the client offered.
-        let record = alert_record(hello.legacy_version, alert);
-        let _ = timeout(WRITE_TIMEOUT, write_all(client, &record)).await;
-        lingering_close(client).await;
-    }
-    Outcome::Refused(refusal)
-}
-
-/// Plaintext HTTP: read the rest of the request head (bounded), answer
-/// 400 with the explanation, and close.
-async fn answer_plaintext(
-    client: &TcpStream,
-    buf: &mut BytesMut,
-    deadline: Instant,
-    max: usize,
-    record: &mut AccessRecord,
-) {
-    let limit = max.min(MAX_HTTP_HEAD);
-    let until = deadline.min(Instant::now() + HTTP_HEAD_WAIT);
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < limit {
-        match timeout_at(until, read_some(client, buf, limit)).await {
-            Ok(Ok(n)) if n > 0 => {}
-            _ => break,
-        }
-    }
-    let headers = find_offload_headers(buf);
-    if !headers.is_empty() {
-        record.detail = Some(format!("offload headers: {}", headers.join(",")));
-    }
-    let _ = timeout(
-        WRITE_TIMEOUT,
-        write_all(client, &plaintext_http_reply(&headers)),
-    )
-    .await;
-    lingering_close(client).await;
-}
-
-/// Half-close, then read and discard what the client still sends (bounded
-/// in time and bytes), so that our reply is not destroyed by a reset.
-async fn lingering_close(client: &TcpStream) {
-    let _ = SockRef::from(client).shutdown(Shutdown::Write);
-    let mut scratch = BytesMut::with_capacity(READ_CHUNK);
-    let mut total = 0;
-    let _ = timeout(LINGER, async {
-        while total < LINGER_BYTES {
-            scratch.clear();
-            match read_some(client, &mut scratch, READ_CHUNK).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n,
-            }
-        }
-    })
-    .await;
 }
 
 const INITIAL_BUFFER: usize = 1024;
-const READ_CHUNK: usize = 4096;
-const MAX_HTTP_HEAD: usize = 16 * 1024;
-const HTTP_HEAD_WAIT: Duration = Duration::from_secs(1);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-const LINGER: Duration = Duration::from_secs(1);
-const LINGER_BYTES: usize = 64 * 1024;

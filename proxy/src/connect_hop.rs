@@ -15,9 +15,9 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
 use crate::config::ServerAddr;
-use crate::conn::read_some;
 use crate::connect::{DialError, dial_until};
 use crate::forward::write_all;
+use crate::front::read_some;
 
 /// A `via = "http://[user:pass@]host:port"` URL. `Display` and `Debug` never
 /// show the password.

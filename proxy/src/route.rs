@@ -147,29 +147,12 @@ impl RouteTable {
     /// Find where a connection goes, given the SNI as sent (any case, an
     /// optional trailing dot) and the ALPN protocols offered.
     pub fn lookup(&self, sni: Option<&str>, alpn: &[String]) -> Option<Routed> {
-        if let Some(sni) = sni {
-            let mut lower = [0u8; 256];
-            let owned;
-            let name = sni.strip_suffix('.').unwrap_or(sni);
-            let name: &str = if name.len() <= lower.len() && name.is_ascii() {
-                let buf = &mut lower[..name.len()];
-                buf.copy_from_slice(name.as_bytes());
-                buf.make_ascii_lowercase();
-                std::str::from_utf8(buf).unwrap_or(name)
-            } else {
-                owned = name.to_lowercase();
-                &owned
-            };
-            if let Some(r) = self.first_allowed(self.exact.get(name), alpn) {
-                return Some(self.routed(r, MatchKind::Exact));
-            }
-            // Longest suffix first: after the first dot, then the second, …
-            for (i, _) in name.match_indices('.') {
-                let suffix = &name[i + 1..];
-                if let Some(r) = self.first_allowed(self.wildcard.get(suffix), alpn) {
-                    return Some(self.routed(r, MatchKind::Wildcard));
-                }
-            }
+        let allowed = |r: usize| {
+            let wanted = &self.alpn[r];
+            wanted.is_empty() || wanted.iter().any(|w| alpn.iter().any(|o| o == w))
+        };
+        if let Some((route, kind)) = sni.and_then(|name| self.find(name, allowed)) {
+            return Some(self.routed(route, kind));
         }
         self.default.map(|backend| Routed {
             route: None,
@@ -178,11 +161,36 @@ impl RouteTable {
         })
     }
 
-    fn first_allowed(&self, candidates: Option<&Vec<usize>>, offered: &[String]) -> Option<usize> {
-        candidates?.iter().copied().find(|&r| {
-            let wanted = &self.alpn[r];
-            wanted.is_empty() || wanted.iter().any(|w| offered.iter().any(|o| o == w))
-        })
+    /// Whether some route (not `[default]`) names `name`, whatever its ALPN
+    /// constraint: what an inbound CONNECT to `name` may open.
+    pub fn routes_name(&self, name: &str) -> bool {
+        self.find(name, |_| true).is_some()
+    }
+
+    fn find(&self, name: &str, allowed: impl Fn(usize) -> bool) -> Option<(usize, MatchKind)> {
+        let mut lower = [0u8; 256];
+        let owned;
+        let name = name.strip_suffix('.').unwrap_or(name);
+        let name: &str = if name.len() <= lower.len() && name.is_ascii() {
+            let buf = &mut lower[..name.len()];
+            buf.copy_from_slice(name.as_bytes());
+            buf.make_ascii_lowercase();
+            std::str::from_utf8(buf).unwrap_or(name)
+        } else {
+            owned = name.to_lowercase();
+            &owned
+        };
+        let first = |list: Option<&Vec<usize>>| list?.iter().copied().find(|&r| allowed(r));
+        if let Some(r) = first(self.exact.get(name)) {
+            return Some((r, MatchKind::Exact));
+        }
+        // Longest suffix first: after the first dot, then the second, …
+        for (i, _) in name.match_indices('.') {
+            if let Some(r) = first(self.wildcard.get(&name[i + 1..])) {
+                return Some((r, MatchKind::Wildcard));
+            }
+        }
+        None
     }
 
     fn routed(&self, route: usize, kind: MatchKind) -> Routed {
@@ -282,6 +290,17 @@ mod tests {
         let t = RouteTable::from_routes(&[route(&["gw.example.com"], &[], 0)], None);
         assert_eq!(t.lookup(None, &[]), None);
         assert_eq!(t.lookup(Some("other.example.com"), &[]), None);
+    }
+
+    #[test]
+    fn routes_name_ignores_alpn_and_default() {
+        let t = table();
+        assert!(t.routes_name("gw.example.com"));
+        assert!(t.routes_name("deep.agents.example.com"));
+        assert!(!t.routes_name("example.com"));
+        let h2_only = RouteTable::from_routes(&[route(&["gw.example.com"], &["h2"], 0)], Some(1));
+        assert!(h2_only.routes_name("GW.example.com."));
+        assert!(!h2_only.routes_name("other.example.com"));
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub(crate) struct FileListener {
     pub(crate) max_pending: Option<toml::Value>,
     pub(crate) front_idle_timeout: Option<toml::Value>,
     pub(crate) observe_handshake: Option<toml::Value>,
-    pub(crate) accept_connect: Option<toml::Value>,
+    pub(crate) accept_connect: Option<bool>,
 }
 
 /// One `[[route]]` table.
@@ -78,6 +78,6 @@ pub(crate) struct FileBackend {
     pub(crate) tcp_keepalive: Option<Duration>,
     // Keys of later versions (see FileListener).
     pub(crate) send_proxy_protocol: Option<toml::Value>,
-    pub(crate) via: Option<toml::Value>,
+    pub(crate) via: Option<String>,
     pub(crate) health_check: Option<toml::Value>,
 }

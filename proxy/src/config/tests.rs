@@ -155,13 +155,11 @@ fn later_keys_are_refused_unless_off() {
             "",
             "listener[0].observe_handshake",
         ),
-        ("accept_connect = true", "", "listener[0].accept_connect"),
         (
             "",
             "send_proxy_protocol = \"v1\"",
             "backend[0].send_proxy_protocol",
         ),
-        ("", "via = \"http://proxy:3128\"", "backend[0].via"),
         (
             "",
             "health_check = { interval = \"5s\" }",
@@ -341,4 +339,35 @@ fn unreachable_route_is_a_warning() {
         "{}",
         c.warnings[0]
     );
+}
+
+#[test]
+fn via_urls() {
+    let c = parse(&with(
+        "accept_connect = true",
+        "via = \"http://agent:s3cret@proxy.corp:3128\"",
+    ))
+    .unwrap();
+    assert!(c.listeners[0].accept_connect);
+    let via = c.backends[0].via.as_ref().unwrap();
+    assert_eq!(via.to_string(), "http://agent:***@proxy.corp:3128");
+    assert!(
+        !format!("{c:?}").contains("s3cret"),
+        "Debug output leaks the password"
+    );
+    for (bad, why) in [
+        ("https://agent:s3cret@proxy.corp:3128", "only http://"),
+        ("http://agent:s3cret@proxy.corp", "port is missing"),
+        ("http://agent:s3%zzcret@proxy.corp:3128", "percent-encoding"),
+    ] {
+        let e = err(&with("", &format!("via = \"{bad}\"")));
+        assert_eq!(e.key(), Some("backend[0].via"));
+        let msg = e.to_string();
+        assert!(msg.contains(why), "{msg}");
+        assert!(
+            !msg.contains("s3cret") && !msg.contains("s3%zz"),
+            "password leaked: {msg}"
+        );
+        assert!(msg.contains("agent:***@"), "{msg}");
+    }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::file::{FileBackend, FileConfig, FileListener, FileRoute};
 use super::{BackendConfig, Balance, Config, ListenerConfig, RouteConfig, ServerAddr};
+use crate::connect_hop::ViaUrl;
 use crate::route::ServerNamePattern;
 
 /// Why a configuration was refused. Every variant names the file (`origin`).
@@ -345,12 +346,6 @@ impl Validator<'_> {
             &toml::Value::from(false),
             "false",
         )?;
-        self.off_only(
-            &key("accept_connect"),
-            l.accept_connect.as_ref(),
-            &toml::Value::from(false),
-            "false",
-        )?;
 
         let client_hello_timeout = l
             .client_hello_timeout
@@ -375,6 +370,7 @@ impl Validator<'_> {
             max_client_hello,
             max_connections,
             tcp_keepalive: keepalive(l.tcp_keepalive),
+            accept_connect: l.accept_connect.unwrap_or(false),
         })
     }
 
@@ -480,9 +476,16 @@ impl Validator<'_> {
             &toml::Value::from("off"),
             "\"off\"",
         )?;
-        if let Some(v) = &b.via {
-            self.not_supported(&key("via"), v, "no via key")?;
-        }
+        let via = match &b.via {
+            None => None,
+            Some(url) => Some(url.parse::<ViaUrl>().map_err(|e| {
+                self.invalid(
+                    key("via"),
+                    &quote(&mask_password(url)),
+                    &format!("a usable proxy URL: {e}"),
+                )
+            })?),
+        };
         if let Some(v) = &b.health_check {
             self.not_supported(&key("health_check"), v, "no health_check key")?;
         }
@@ -500,6 +503,7 @@ impl Validator<'_> {
             connect_timeout,
             idle_timeout,
             tcp_keepalive: keepalive(b.tcp_keepalive),
+            via,
         })
     }
 
@@ -622,6 +626,20 @@ fn parse_server(s: &str) -> Option<ServerAddr> {
         host: host.to_ascii_lowercase(),
         port,
     })
+}
+
+/// `http://user:secret@host` → `http://user:***@host`, for error messages.
+fn mask_password(url: &str) -> String {
+    match url.rsplit_once('@') {
+        Some((userinfo, rest)) => match userinfo.split_once("://") {
+            Some((scheme, creds)) => {
+                let user = creds.split(':').next().unwrap_or("");
+                format!("{scheme}://{user}:***@{rest}")
+            }
+            None => format!("***@{rest}"),
+        },
+        None => url.to_string(),
+    }
 }
 
 fn keepalive(d: Option<Duration>) -> Option<Duration> {

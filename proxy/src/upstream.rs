@@ -1,0 +1,98 @@
+//! Reaching a server of the chosen backend: in balanced order, each server
+//! once, directly or through the backend's `via` CONNECT hop, and replaying
+//! the buffered bytes. A server that fails before any byte reached the
+//! client is skipped for the next one.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::warn;
+
+use crate::backend::{ActiveGuard, Backend};
+use crate::config::ServerAddr;
+use crate::connect::dial;
+use crate::connect_hop::tunnel_with_keepalive;
+use crate::forward::write_all;
+
+/// A server connection, ready to forward.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    /// The socket (to the server, or the tunnel through the hop).
+    pub(crate) stream: TcpStream,
+    /// Bytes the hop sent after its answer: the server's first bytes, for the client.
+    pub(crate) leftover: Bytes,
+    /// The server, as configured.
+    pub(crate) server: ServerAddr,
+    /// Keeps the server's open-connection count for `least_conn`.
+    pub(crate) _active: ActiveGuard,
+}
+
+/// Try the servers of `backend` for a client at `client_ip`, writing
+/// `initial` (PROXY header, ClientHello) to the first that accepts it.
+/// On failure returns the last error, for the log.
+pub(crate) async fn connect(
+    backend: &Arc<Backend>,
+    client_ip: std::net::IpAddr,
+    initial: &[&[u8]],
+) -> Result<(Upstream, std::time::Duration), String> {
+    let cfg = &backend.config;
+    let mut last = String::from("the backend has no servers");
+    for index in backend.order(client_ip) {
+        let Some(server) = cfg.servers.get(index) else {
+            continue;
+        };
+        let started = Instant::now();
+        let opened = match &cfg.via {
+            None => dial(server, cfg.connect_timeout, cfg.tcp_keepalive)
+                .await
+                .map(|s| (s, Bytes::new()))
+                .map_err(|e| e.to_string()),
+            Some(via) => tunnel_with_keepalive(
+                via,
+                &server.to_string(),
+                cfg.connect_timeout,
+                cfg.tcp_keepalive,
+            )
+            .await
+            .map(|t| {
+                crate::connect::set_options(&t.stream, cfg.tcp_keepalive);
+                (t.stream, t.leftover)
+            })
+            .map_err(|e| e.to_string()),
+        };
+        let connect_time = started.elapsed();
+        let (stream, leftover) = match opened {
+            Ok(pair) => pair,
+            Err(error) => {
+                warn!(backend = %cfg.name, %server, %error, "server unreachable; trying the next server");
+                last = error;
+                continue;
+            }
+        };
+        let mut written = Ok(());
+        for part in initial {
+            written = write_all(&stream, part).await;
+            if written.is_err() {
+                break;
+            }
+        }
+        if let Err(error) = written {
+            warn!(backend = %cfg.name, %server, %error, "server closed before the ClientHello was delivered; trying the next server");
+            last = format!("{server}: {error}");
+            continue;
+        }
+        return Ok((
+            Upstream {
+                stream,
+                leftover,
+                server: server.clone(),
+                _active: backend.open(index),
+            },
+            connect_time,
+        ));
+    }
+    warn!(backend = %cfg.name, error = %last, "no server of the backend could be reached");
+    Err(last)
+}
