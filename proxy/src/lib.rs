@@ -38,6 +38,7 @@ pub mod drain;
 pub mod connect;
 pub mod connect_hop;
 pub mod forward;
+mod front;
 pub mod listener;
 pub mod logging;
 pub mod refusal;
@@ -45,6 +46,7 @@ pub mod route;
 pub mod server;
 pub mod signal;
 pub mod sniff;
+mod upstream;
 
 pub use config::{Config, ConfigError};
 pub use server::Server;
