@@ -2,14 +2,14 @@
 
 CARGO ?= cargo
 # Debian packages the tests, the demo and the benchmarks use.
-DEBIAN_PACKAGES := openssl curl socat haproxy nginx
+DEBIAN_PACKAGES := openssl curl socat haproxy nginx tinyproxy iproute2
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: all build test lint fmt demo bench deps clean
 
 all: build
 
-## deps: install missing Debian packages (openssl, curl, socat, haproxy, nginx)
+## deps: install missing Debian packages (openssl, curl, socat, haproxy, nginx, tinyproxy, iproute2)
 deps:
 	@missing=""; \
 	for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

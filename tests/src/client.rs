@@ -74,6 +74,13 @@ impl Client {
 
     /// Connect to `addr` and complete the handshake.
     pub async fn connect(&self, addr: SocketAddr) -> io::Result<Connected> {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        self.handshake(tcp).await
+    }
+
+    /// Complete the handshake over an existing connection (e.g. a CONNECT tunnel).
+    pub async fn handshake(&self, tcp: TcpStream) -> io::Result<Connected> {
         let verifier = Arc::new(Pinned {
             pinned: self.pinned.clone(),
             provider: provider(),
@@ -94,8 +101,6 @@ impl Client {
         };
         config.alpn_protocols = self.alpn.clone();
         let name = ServerName::try_from(self.sni.clone()).map_err(io::Error::other)?;
-        let tcp = TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
         let stream = TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await?;

@@ -8,6 +8,7 @@
 //!   [`RawBackend`] (plain TCP: records bytes, answers with its name).
 //! - [`proxy`]: [`ProxyUnderTest`], an in-process passthru on port 0.
 //! - [`client`]: [`Client`], a rustls agent that pins the server certificate.
+//! - [`hop`]: a scripted fake HTTP proxy and real tinyproxy.
 //! - [`wire`]: raw ClientHellos (captured fixtures, built ones, re-framed).
 //!
 //! Every wait is bounded: use [`within`] around anything that waits on a
@@ -19,6 +20,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod hop;
 pub mod lab;
 pub mod proxy;
 pub mod wire;

@@ -76,9 +76,10 @@ impl ProxyUnderTest {
         servers: &[String],
         extra: &[&str],
     ) -> ProxyUnderTest {
-        let mut t = format!(
-            "[[backend]]\nname = {name:?}\nservers = {servers:?}\nconnect_timeout = \"2s\"\n"
-        );
+        let mut t = format!("[[backend]]\nname = {name:?}\nservers = {servers:?}\n");
+        if !extra.iter().any(|l| l.starts_with("connect_timeout")) {
+            t.push_str("connect_timeout = \"2s\"\n");
+        }
         for line in extra {
             t.push_str(line);
             t.push('\n');

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod clienthello;
+mod connect_front;
+mod connect_hop;
 mod forwarding;
 mod interop;
 mod offload;
