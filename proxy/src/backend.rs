@@ -110,6 +110,7 @@ mod tests {
             idle_timeout: None,
             tcp_keepalive: None,
             via: None,
+            send_proxy_protocol: crate::config::SendProxy::Off,
         }))
     }
 

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use crate::connect_hop::ViaUrl;
 use crate::route::ServerNamePattern;
+use crate::trust::TrustedProxies;
 
 pub use validate::ConfigError;
 
@@ -63,6 +64,34 @@ pub struct ListenerConfig {
     pub tcp_keepalive: Option<Duration>,
     /// Also accept HTTP CONNECT from agents that use passthru as their proxy.
     pub accept_connect: bool,
+    /// PROXY header expected from the balancer in front.
+    pub proxy_protocol: ExpectProxy,
+    /// Peers allowed to send that header.
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// `proxy_protocol`: which PROXY header a listener expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectProxy {
+    /// None: the TCP peer is the client.
+    Off,
+    /// A v1 (text) header, and only v1.
+    V1,
+    /// A v2 (binary) header, and only v2.
+    V2,
+    /// Either version (but a header all the same).
+    Any,
+}
+
+/// `send_proxy_protocol`: which PROXY header a backend's servers get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendProxy {
+    /// None.
+    Off,
+    /// v1 (text).
+    V1,
+    /// v2 (binary), with the SNI as the authority TLV.
+    V2,
 }
 
 /// One route.
@@ -136,6 +165,8 @@ pub struct BackendConfig {
     pub tcp_keepalive: Option<Duration>,
     /// Upstream HTTP CONNECT hop.
     pub via: Option<ViaUrl>,
+    /// PROXY header written to each server before the ClientHello.
+    pub send_proxy_protocol: SendProxy,
 }
 
 impl Config {

@@ -3,6 +3,7 @@
 //! the access record. The only module that sequences the parts on a
 //! socket; every wait on a peer is under a named deadline.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -14,11 +15,13 @@ use tracing::debug;
 
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::clienthello::ClientHello;
+use crate::config::{ExpectProxy, SendProxy};
 use crate::forward::{Counters, End, forward, write_all};
 use crate::front::{
     ConnectRequest, HelloError, answer_connect_error, answer_connect_ok, answer_plaintext,
-    read_client_hello, read_connect, refuse,
+    read_client_hello, read_connect, read_proxy_header, refuse,
 };
+use crate::proxy_protocol::{encode_v1, encode_v2};
 use crate::refusal::Refusal;
 use crate::route::{MatchKind, ServerNamePattern};
 use crate::server::{ListenerState, Routing};
@@ -83,6 +86,23 @@ async fn pipeline(
     let cfg = &listener.config;
     let deadline = Instant::now() + cfg.client_hello_timeout;
     let mut buf = BytesMut::with_capacity(INITIAL_BUFFER);
+    if cfg.proxy_protocol != ExpectProxy::Off {
+        // A PROXY header is a claim anyone can make: only trusted peers may
+        // make it, and on this listener every connection must.
+        if !cfg.trusted_proxies.contains(record.peer.ip()) {
+            debug!(peer = %record.peer, "a PROXY header is expected, but the peer is not in trusted_proxies");
+            return Outcome::Refused(Refusal::ProxyHeaderUntrusted);
+        }
+        match read_proxy_header(client, &mut buf, deadline, cfg.proxy_protocol).await {
+            Ok(header) => {
+                if let (true, Some(source)) = (header.proxied, header.source) {
+                    record.client = source;
+                }
+            }
+            Err(HelloError::Refused(refusal)) => return Outcome::Refused(refusal),
+            Err(HelloError::Closed | HelloError::ConnectRequest) => return Outcome::ClientClosed,
+        }
+    }
     let mut connect_host = None;
     let mut read = read_client_hello(
         client,
@@ -163,14 +183,24 @@ async fn pipeline(
     record.backend = Some(backend.config.name.clone());
     record.via = backend.config.via.as_ref().map(|v| v.proxy.to_string());
 
-    let upstream = match upstream::connect(backend, record.client.ip(), &[&buf]).await {
-        Ok((upstream, _connect_time)) => upstream,
-        Err(error) => {
-            record.detail = Some(error);
-            refuse(client, &hello, Refusal::UpstreamUnavailable).await;
-            return Outcome::Refused(Refusal::UpstreamUnavailable);
-        }
+    let proxy_header = match (backend.config.send_proxy_protocol, client.local_addr()) {
+        (SendProxy::Off, _) | (_, Err(_)) => Vec::new(),
+        (SendProxy::V1, Ok(local)) => encode_v1(canonical(record.client), canonical(local)),
+        (SendProxy::V2, Ok(local)) => encode_v2(
+            canonical(record.client),
+            canonical(local),
+            hello.server_name.as_deref(),
+        ),
     };
+    let upstream =
+        match upstream::connect(backend, record.client.ip(), &[&proxy_header, &buf]).await {
+            Ok((upstream, _connect_time)) => upstream,
+            Err(error) => {
+                record.detail = Some(error);
+                refuse(client, &hello, Refusal::UpstreamUnavailable).await;
+                return Outcome::Refused(Refusal::UpstreamUnavailable);
+            }
+        };
     record.server = Some(upstream.server.to_string());
     debug!(sni = ?hello.server_name, route = ?record.route, server = ?record.server, "routed");
 
@@ -192,6 +222,11 @@ async fn pipeline(
     record.bytes_down =
         upstream.leftover.len() as u64 + counters.downstream.load(Ordering::Relaxed);
     Outcome::Forwarded(end)
+}
+
+/// IPv4-mapped IPv6 addresses (dual-stack sockets) as plain IPv4.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// Whether the hello's SNI names `host` (case and one trailing dot ignored).

@@ -17,7 +17,9 @@ use tracing::debug;
 use crate::access_log::AccessRecord;
 use crate::alert::{alert_record, find_offload_headers, plaintext_http_reply};
 use crate::clienthello::{self, ClientHello};
+use crate::config::ExpectProxy;
 use crate::forward::write_all;
+use crate::proxy_protocol::{self, MAX_V2_LEN, ProxyHeader, Version};
 use crate::refusal::{Refusal, Reply};
 use crate::sniff::{Sniff, sniff};
 
@@ -30,6 +32,51 @@ pub(crate) enum HelloError {
     Closed,
     /// An HTTP CONNECT request starts the buffer (only when asked to look for one).
     ConnectRequest,
+}
+
+/// Read and remove the PROXY header at the start of the connection, within
+/// the same deadline as the ClientHello and at most [`MAX_V2_LEN`] bytes.
+/// Bytes after the header (the ClientHello) stay in `buf`.
+pub(crate) async fn read_proxy_header(
+    stream: &TcpStream,
+    buf: &mut BytesMut,
+    deadline: Instant,
+    expect: ExpectProxy,
+) -> Result<ProxyHeader, HelloError> {
+    let mut want = 0;
+    loop {
+        if !buf.is_empty() && buf.len() >= want {
+            match proxy_protocol::parse(buf) {
+                Ok(header) => {
+                    let allowed = matches!(
+                        (expect, header.version),
+                        (ExpectProxy::Any, _)
+                            | (ExpectProxy::V1, Version::V1)
+                            | (ExpectProxy::V2, Version::V2)
+                    );
+                    if !allowed {
+                        debug!(version = ?header.version, "PROXY header of the wrong version for this listener");
+                        return Err(HelloError::Refused(Refusal::ProxyHeaderInvalid));
+                    }
+                    buf.advance(header.len);
+                    return Ok(header);
+                }
+                Err(proxy_protocol::Error::Incomplete { needed }) => want = needed,
+                Err(proxy_protocol::Error::Invalid(error)) => {
+                    debug!(%error, "invalid or missing PROXY header");
+                    return Err(HelloError::Refused(Refusal::ProxyHeaderInvalid));
+                }
+            }
+        }
+        match timeout_at(deadline, read_some(stream, buf, MAX_V2_LEN)).await {
+            Err(_) => return Err(HelloError::Refused(Refusal::ClientHelloTimeout)),
+            // A balancer's TCP check (nothing sent) is not a refusal; half a
+            // header is.
+            Ok(Ok(0) | Err(_)) if buf.is_empty() => return Err(HelloError::Closed),
+            Ok(Ok(0) | Err(_)) => return Err(HelloError::Refused(Refusal::ProxyHeaderInvalid)),
+            Ok(Ok(_)) => {}
+        }
+    }
 }
 
 /// Read until `buf` holds a whole ClientHello, within one deadline across

@@ -19,33 +19,43 @@
 //! - [`forward`]: the bidirectional byte copy with half-close and idle timeout.
 //! - [`refusal`]: every way a connection ends early, and what goes on the wire.
 //! - [`alert`]: TLS alert records and the plaintext-HTTP 400 reply.
+//! - `front` (private): reading the ClientHello, inbound CONNECT, passthru's own replies.
+//! - `upstream` (private): reaching a server, directly or through the `via` hop.
 //! - [`conn`]: the per-connection pipeline; the only place that sequences the above.
 //! - [`drain`]: the lifecycle phase the admin endpoint reports.
 //! - [`listener`]: the accept loop.
 //! - [`server`]: binds every listener, runs them, shuts down.
+//! - [`admin`]: the admin HTTP endpoint: /healthz, /readyz, /metrics.
+//! - [`metrics`]: Prometheus metric families, names as in the spec.
 //! - [`access_log`]: one line per finished connection, text or JSON.
 //! - [`logging`]: diagnostics subscriber (stderr, `RUST_LOG`).
+//! - [`proxy_protocol`]: PROXY protocol v1/v2 headers, parsed and encoded. No I/O.
+//! - [`trust`]: `trusted_proxies`, the peers allowed to send a PROXY header.
 //! - [`signal`]: SIGTERM/SIGINT → shutdown, SIGHUP → reload.
 #![warn(missing_docs)]
 
 pub mod access_log;
+pub mod admin;
 pub mod alert;
 pub mod backend;
 pub mod clienthello;
 pub mod config;
 pub mod conn;
-pub mod drain;
 pub mod connect;
 pub mod connect_hop;
+pub mod drain;
 pub mod forward;
 mod front;
 pub mod listener;
 pub mod logging;
+pub mod metrics;
+pub mod proxy_protocol;
 pub mod refusal;
 pub mod route;
 pub mod server;
 pub mod signal;
 pub mod sniff;
+pub mod trust;
 mod upstream;
 
 pub use config::{Config, ConfigError};

@@ -12,7 +12,7 @@ use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -25,6 +25,7 @@ pub struct Client {
     identity: Option<Identity>,
     pinned: CertificateDer<'static>,
     alpn: Vec<Vec<u8>>,
+    source: Option<std::net::IpAddr>,
 }
 
 /// A completed handshake.
@@ -45,7 +46,15 @@ impl Client {
             identity: Some(lab.pki.agent.clone()),
             pinned: lab.pki.gateway.cert_der.clone().into(),
             alpn: Vec::new(),
+            source: None,
         }
+    }
+
+    /// Connect from this local address (e.g. 127.0.0.23, to tell the agent
+    /// apart from a balancer on 127.0.0.1).
+    pub fn source(mut self, ip: std::net::IpAddr) -> Client {
+        self.source = Some(ip);
+        self
     }
 
     /// The server name to send.
@@ -74,7 +83,18 @@ impl Client {
 
     /// Connect to `addr` and complete the handshake.
     pub async fn connect(&self, addr: SocketAddr) -> io::Result<Connected> {
-        let tcp = TcpStream::connect(addr).await?;
+        let tcp = match self.source {
+            None => TcpStream::connect(addr).await?,
+            Some(ip) => {
+                let socket = if ip.is_ipv4() {
+                    TcpSocket::new_v4()?
+                } else {
+                    TcpSocket::new_v6()?
+                };
+                socket.bind(SocketAddr::new(ip, 0))?;
+                socket.connect(addr).await?
+            }
+        };
         tcp.set_nodelay(true)?;
         self.handshake(tcp).await
     }

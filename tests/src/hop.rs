@@ -85,7 +85,10 @@ async fn serve(mut tcp: TcpStream, script: HopScript, tx: mpsc::UnboundedSender<
         .nth(1)
         .unwrap_or_default()
         .to_string();
-    let _ = tx.send(HopRequest { head: buf, early: early.clone() });
+    let _ = tx.send(HopRequest {
+        head: buf,
+        early: early.clone(),
+    });
     match script {
         HopScript::Silence => {
             let _ = tcp.read(&mut chunk).await;
@@ -140,7 +143,9 @@ impl Tinyproxy {
         }
         let path = dir.path().join("tinyproxy.conf");
         std::fs::write(&path, conf).expect("write tinyproxy.conf");
-        let child = tinyproxy_command(&path).spawn().expect("tinyproxy is not installed: run `make deps`");
+        let child = tinyproxy_command(&path)
+            .spawn()
+            .expect("tinyproxy is not installed: run `make deps`");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut up = false;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -15,6 +15,7 @@ use crate::within;
 /// Builder for a proxy under test.
 #[derive(Debug, Clone, Default)]
 pub struct ProxyUnderTest {
+    bind: Option<String>,
     listener: Vec<String>,
     routes: Vec<String>,
     backends: Vec<String>,
@@ -34,6 +35,12 @@ impl ProxyUnderTest {
     /// A proxy with one listener on 127.0.0.1:0 and nothing else yet.
     pub fn new() -> ProxyUnderTest {
         ProxyUnderTest::default()
+    }
+
+    /// Bind another address than 127.0.0.1:0 (e.g. "[::1]:0").
+    pub fn bind(mut self, addr: &str) -> ProxyUnderTest {
+        self.bind = Some(addr.to_string());
+        self
     }
 
     /// Add a `key = value` line to the listener table.
@@ -90,7 +97,8 @@ impl ProxyUnderTest {
 
     /// The configuration file this builder stands for.
     pub fn toml(&self) -> String {
-        let mut t = String::from("[[listener]]\nname = \"test\"\nbind = \"127.0.0.1:0\"\n");
+        let bind = self.bind.as_deref().unwrap_or("127.0.0.1:0");
+        let mut t = format!("[[listener]]\nname = \"test\"\nbind = \"{bind}\"\n");
         for line in &self.listener {
             t.push_str(line);
             t.push('\n');

@@ -37,8 +37,8 @@ pub(crate) struct FileListener {
     pub(crate) tcp_keepalive: Option<Duration>,
     // Keys of later versions: kept as raw values so that the validator can
     // accept their "off" value and refuse anything else by name.
-    pub(crate) proxy_protocol: Option<toml::Value>,
-    pub(crate) trusted_proxies: Option<toml::Value>,
+    pub(crate) proxy_protocol: Option<String>,
+    pub(crate) trusted_proxies: Option<Vec<String>>,
     pub(crate) max_pending: Option<toml::Value>,
     pub(crate) front_idle_timeout: Option<toml::Value>,
     pub(crate) observe_handshake: Option<toml::Value>,
@@ -77,7 +77,7 @@ pub(crate) struct FileBackend {
     #[serde(default, with = "humantime_serde")]
     pub(crate) tcp_keepalive: Option<Duration>,
     // Keys of later versions (see FileListener).
-    pub(crate) send_proxy_protocol: Option<toml::Value>,
+    pub(crate) send_proxy_protocol: Option<String>,
     pub(crate) via: Option<String>,
     pub(crate) health_check: Option<toml::Value>,
 }

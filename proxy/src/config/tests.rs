@@ -138,12 +138,6 @@ fn later_keys_are_refused_unless_off() {
         .is_ok()
     );
     for (listener, backend, key) in [
-        ("proxy_protocol = \"v2\"", "", "listener[0].proxy_protocol"),
-        (
-            "trusted_proxies = [\"10.0.0.0/8\"]",
-            "",
-            "listener[0].trusted_proxies",
-        ),
         ("max_pending = 10", "", "listener[0].max_pending"),
         (
             "front_idle_timeout = \"300s\"",
@@ -154,11 +148,6 @@ fn later_keys_are_refused_unless_off() {
             "observe_handshake = true",
             "",
             "listener[0].observe_handshake",
-        ),
-        (
-            "",
-            "send_proxy_protocol = \"v1\"",
-            "backend[0].send_proxy_protocol",
         ),
         (
             "",
@@ -370,4 +359,46 @@ fn via_urls() {
         );
         assert!(msg.contains("agent:***@"), "{msg}");
     }
+}
+
+#[test]
+fn proxy_protocol_keys() {
+    let c = parse(&with("proxy_protocol = \"any\"\ntrusted_proxies = [\"10.0.0.0/8\", \"2001:db8::/32\", \"192.0.2.7\"]", "send_proxy_protocol = \"v2\"")).unwrap();
+    assert_eq!(c.listeners[0].proxy_protocol, ExpectProxy::Any);
+    assert!(
+        c.listeners[0]
+            .trusted_proxies
+            .contains("10.1.2.3".parse().unwrap())
+    );
+    assert!(
+        c.listeners[0]
+            .trusted_proxies
+            .contains("192.0.2.7".parse().unwrap())
+    );
+    assert!(
+        !c.listeners[0]
+            .trusted_proxies
+            .contains("192.0.2.8".parse().unwrap())
+    );
+    assert_eq!(c.backends[0].send_proxy_protocol, SendProxy::V2);
+
+    let e = err(&with("name = \"edge\"\nproxy_protocol = \"v2\"", ""));
+    assert_eq!(e.key(), Some("listener[0].trusted_proxies"));
+    assert!(e.to_string().contains("\"edge\""), "{e}");
+    let e = err(&with(
+        "proxy_protocol = \"v3\"\ntrusted_proxies = [\"10.0.0.0/8\"]",
+        "",
+    ));
+    assert_eq!(e.key(), Some("listener[0].proxy_protocol"));
+    assert!(e.to_string().contains("one of off, v1, v2, any"), "{e}");
+    let e = err(&with(
+        "proxy_protocol = \"v1\"\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\"]",
+        "",
+    ));
+    assert_eq!(e.key(), Some("listener[0].trusted_proxies[1]"));
+    assert!(e.to_string().contains("10.0.0.0/33"), "{e}");
+    let e = err(&with("proxy_protocol = \"v1\"\ntrusted_proxies = []", ""));
+    assert_eq!(e.key(), Some("listener[0].trusted_proxies"));
+    let e = err(&with("", "send_proxy_protocol = \"yes\""));
+    assert_eq!(e.key(), Some("backend[0].send_proxy_protocol"));
 }

@@ -8,9 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::file::{FileBackend, FileConfig, FileListener, FileRoute};
-use super::{BackendConfig, Balance, Config, ListenerConfig, RouteConfig, ServerAddr};
+use super::{
+    BackendConfig, Balance, Config, ExpectProxy, ListenerConfig, RouteConfig, SendProxy, ServerAddr,
+};
 use crate::connect_hop::ViaUrl;
 use crate::route::ServerNamePattern;
+use crate::trust::TrustedProxies;
 
 /// Why a configuration was refused. Every variant names the file (`origin`).
 #[derive(Debug, thiserror::Error)]
@@ -325,15 +328,6 @@ impl Validator<'_> {
             Some(n) => n.clone(),
             None => bind.to_string(),
         };
-        self.off_only(
-            &key("proxy_protocol"),
-            l.proxy_protocol.as_ref(),
-            &toml::Value::from("off"),
-            "\"off\"",
-        )?;
-        if let Some(v) = &l.trusted_proxies {
-            self.not_supported(&key("trusted_proxies"), v, "no trusted_proxies key")?;
-        }
         if let Some(v) = &l.max_pending {
             self.not_supported(&key("max_pending"), v, "no max_pending key")?;
         }
@@ -347,6 +341,47 @@ impl Validator<'_> {
             "false",
         )?;
 
+        let proxy_protocol = match l.proxy_protocol.as_deref() {
+            None | Some("off") => ExpectProxy::Off,
+            Some("v1") => ExpectProxy::V1,
+            Some("v2") => ExpectProxy::V2,
+            Some("any") => ExpectProxy::Any,
+            Some(other) => {
+                return Err(self.invalid(
+                    key("proxy_protocol"),
+                    &quote(other),
+                    "one of off, v1, v2, any",
+                ));
+            }
+        };
+        let trusted_proxies = match (&l.trusted_proxies, proxy_protocol) {
+            (None, ExpectProxy::Off) => TrustedProxies::default(),
+            (None, _) => {
+                return Err(self.missing(
+                    &key("trusted_proxies"),
+                    &format!(
+                        " when proxy_protocol is not \"off\" (listener \"{name}\"): list the balancers allowed to send a PROXY header, e.g. [\"10.0.0.0/8\"]"
+                    ),
+                ));
+            }
+            (Some(list), mode) => {
+                if list.is_empty() && mode != ExpectProxy::Off {
+                    return Err(self.invalid(
+                        key("trusted_proxies"),
+                        "[]",
+                        "an empty list while proxy_protocol is on (no balancer could connect)",
+                    ));
+                }
+                TrustedProxies::parse(list).map_err(|(pos, reason)| {
+                    let value = list.get(pos).map_or(String::new(), |v| quote(v));
+                    self.invalid(
+                        key(&format!("trusted_proxies[{pos}]")),
+                        &value,
+                        &format!("a CIDR such as \"10.0.0.0/8\" or \"2001:db8::/32\" ({reason})"),
+                    )
+                })?
+            }
+        };
         let client_hello_timeout = l
             .client_hello_timeout
             .unwrap_or(DEFAULT_CLIENT_HELLO_TIMEOUT);
@@ -371,6 +406,8 @@ impl Validator<'_> {
             max_connections,
             tcp_keepalive: keepalive(l.tcp_keepalive),
             accept_connect: l.accept_connect.unwrap_or(false),
+            proxy_protocol,
+            trusted_proxies,
         })
     }
 
@@ -470,12 +507,6 @@ impl Validator<'_> {
                 ));
             }
         };
-        self.off_only(
-            &key("send_proxy_protocol"),
-            b.send_proxy_protocol.as_ref(),
-            &toml::Value::from("off"),
-            "\"off\"",
-        )?;
         let via = match &b.via {
             None => None,
             Some(url) => Some(url.parse::<ViaUrl>().map_err(|e| {
@@ -489,6 +520,18 @@ impl Validator<'_> {
         if let Some(v) = &b.health_check {
             self.not_supported(&key("health_check"), v, "no health_check key")?;
         }
+        let send_proxy_protocol = match b.send_proxy_protocol.as_deref() {
+            None | Some("off") => SendProxy::Off,
+            Some("v1") => SendProxy::V1,
+            Some("v2") => SendProxy::V2,
+            Some(other) => {
+                return Err(self.invalid(
+                    key("send_proxy_protocol"),
+                    &quote(other),
+                    "one of off, v1, v2",
+                ));
+            }
+        };
         let connect_timeout = b.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         self.positive(&key("connect_timeout"), connect_timeout)?;
         let idle_timeout = match b.idle_timeout {
@@ -504,6 +547,7 @@ impl Validator<'_> {
             idle_timeout,
             tcp_keepalive: keepalive(b.tcp_keepalive),
             via,
+            send_proxy_protocol,
         })
     }
 

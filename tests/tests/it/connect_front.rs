@@ -12,23 +12,34 @@ use tokio::process::Command;
 use passthru_tests::wire::client_hello;
 use passthru_tests::{Client, Lab, ProxyUnderTest, RawBackend, TlsBackend, within};
 
-async fn connect_through(addr: std::net::SocketAddr, target: &str) -> (String, BufReader<TcpStream>) {
+async fn connect_through(
+    addr: std::net::SocketAddr,
+    target: &str,
+) -> (String, BufReader<TcpStream>) {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let mut reader = BufReader::new(tcp);
     reader
         .get_mut()
-        .write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: agent\r\n\r\n").as_bytes())
+        .write_all(
+            format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: agent\r\n\r\n")
+                .as_bytes(),
+        )
         .await
         .unwrap();
     let mut status = String::new();
-    within("the CONNECT answer", reader.read_line(&mut status)).await.unwrap();
+    within("the CONNECT answer", reader.read_line(&mut status))
+        .await
+        .unwrap();
     (status.trim_end().to_string(), reader)
 }
 
 #[tokio::test]
 async fn an_agent_reaches_the_gateway_through_passthru_as_its_proxy() {
     let lab = Lab::new();
-    let mut backend = TlsBackend::new(&lab).require_client_cert(&lab).spawn().await;
+    let mut backend = TlsBackend::new(&lab)
+        .require_client_cert(&lab)
+        .spawn()
+        .await;
     let mut proxy = ProxyUnderTest::new()
         .listener_option("accept_connect = true")
         .route(&["gw.example.com"], "gw")
@@ -41,14 +52,21 @@ async fn an_agent_reaches_the_gateway_through_passthru_as_its_proxy() {
     reader.read_line(&mut blank).await.unwrap();
     assert_eq!(blank, "\r\n");
     let tcp = reader.into_inner();
-    let mut conn = within("TLS inside the tunnel", Client::new(&lab).handshake(tcp)).await.unwrap();
+    let mut conn = within("TLS inside the tunnel", Client::new(&lab).handshake(tcp))
+        .await
+        .unwrap();
     assert_eq!(conn.server_cert_sha256, lab.pki.gateway.sha256_hex());
     conn.stream.write_all(b"ping").await.unwrap();
     let mut echo = [0u8; 4];
-    within("the echo", conn.stream.read_exact(&mut echo)).await.unwrap();
+    within("the echo", conn.stream.read_exact(&mut echo))
+        .await
+        .unwrap();
     assert_eq!(&echo, b"ping");
     let seen = backend.next_seen().await;
-    assert_eq!(seen.client_cert_sha256.as_deref(), Some(lab.pki.agent.sha256_hex().as_str()));
+    assert_eq!(
+        seen.client_cert_sha256.as_deref(),
+        Some(lab.pki.agent.sha256_hex().as_str())
+    );
     conn.stream.shutdown().await.unwrap();
     let mut rest = Vec::new();
     let _ = within("the close", conn.stream.read_to_end(&mut rest)).await;
@@ -61,7 +79,10 @@ async fn an_agent_reaches_the_gateway_through_passthru_as_its_proxy() {
 #[tokio::test]
 async fn curl_uses_passthru_as_its_https_proxy() {
     let lab = Lab::new();
-    let backend = TlsBackend::new(&lab).require_client_cert(&lab).spawn().await;
+    let backend = TlsBackend::new(&lab)
+        .require_client_cert(&lab)
+        .spawn()
+        .await;
     let proxy = ProxyUnderTest::new()
         .listener_option("accept_connect = true")
         .route(&["gw.example.com"], "gw")
@@ -98,7 +119,10 @@ async fn curl_uses_passthru_as_its_https_proxy() {
 #[tokio::test]
 async fn openssl_s_client_uses_passthru_as_its_proxy() {
     let lab = Lab::new();
-    let backend = TlsBackend::new(&lab).require_client_cert(&lab).spawn().await;
+    let backend = TlsBackend::new(&lab)
+        .require_client_cert(&lab)
+        .spawn()
+        .await;
     let proxy = ProxyUnderTest::new()
         .listener_option("accept_connect = true")
         .route(&["gw.example.com"], "gw")
@@ -106,7 +130,13 @@ async fn openssl_s_client_uses_passthru_as_its_proxy() {
         .spawn()
         .await;
     let mut child = Command::new("openssl")
-        .args(["s_client", "-brief", "-verify_return_error", "-connect", "gw.example.com:443"])
+        .args([
+            "s_client",
+            "-brief",
+            "-verify_return_error",
+            "-connect",
+            "gw.example.com:443",
+        ])
         .arg("-proxy")
         .arg(proxy.addr.to_string())
         .arg("-CAfile")
@@ -127,11 +157,17 @@ async fn openssl_s_client_uses_passthru_as_its_proxy() {
     stdin.write_all(b"hello through the front\n").await.unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut echo = String::new();
-    within("the echo through the tunnel", out.read_line(&mut echo)).await.unwrap();
+    within("the echo through the tunnel", out.read_line(&mut echo))
+        .await
+        .unwrap();
     assert_eq!(echo, "hello through the front\n");
     drop(stdin);
     let mut err = String::new();
-    let _ = within("s_client to finish", child.stderr.take().unwrap().read_to_string(&mut err)).await;
+    let _ = within(
+        "s_client to finish",
+        child.stderr.take().unwrap().read_to_string(&mut err),
+    )
+    .await;
     assert!(err.contains("Verification: OK"), "{err}");
 }
 
@@ -148,7 +184,9 @@ async fn connect_to_an_unrouted_name_gets_403() {
     let (status, mut reader) = connect_through(proxy.addr, "intranet.example.com:443").await;
     assert_eq!(status, "HTTP/1.1 403 Forbidden");
     let mut rest = String::new();
-    within("the 403 body", reader.read_to_string(&mut rest)).await.unwrap();
+    within("the 403 body", reader.read_to_string(&mut rest))
+        .await
+        .unwrap();
     assert!(rest.contains("no route for intranet.example.com"), "{rest}");
     let record = proxy.next_record().await;
     assert_eq!(record.outcome, "no_route");
@@ -168,9 +206,13 @@ async fn a_tunnelled_hello_for_another_name_is_refused() {
     let mut blank = String::new();
     reader.read_line(&mut blank).await.unwrap();
     let mut tcp = reader.into_inner();
-    tcp.write_all(&client_hello(Some("other.example.com"), &[])).await.unwrap();
+    tcp.write_all(&client_hello(Some("other.example.com"), &[]))
+        .await
+        .unwrap();
     let mut reply = Vec::new();
-    within("the refusal", tcp.read_to_end(&mut reply)).await.unwrap();
+    within("the refusal", tcp.read_to_end(&mut reply))
+        .await
+        .unwrap();
     assert_eq!(reply, [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 112]);
     let record = proxy.next_record().await;
     assert_eq!(record.outcome, "connect_sni_mismatch");
@@ -188,7 +230,10 @@ async fn oversized_and_stalled_connect_requests_are_refused_within_bounds() {
         .spawn()
         .await;
     let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
-    let big = format!("CONNECT gw.example.com:443 HTTP/1.1\r\nX-Filler: {}\r\n\r\n", "a".repeat(17 * 1024));
+    let big = format!(
+        "CONNECT gw.example.com:443 HTTP/1.1\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(17 * 1024)
+    );
     let _ = tcp.write_all(big.as_bytes()).await;
     let mut reply = Vec::new();
     let _ = within("the 400", tcp.read_to_end(&mut reply)).await;
@@ -198,9 +243,16 @@ async fn oversized_and_stalled_connect_requests_are_refused_within_bounds() {
     assert_eq!(proxy.next_record().await.outcome, "plaintext_http");
 
     let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
-    tcp.write_all(b"CONNECT gw.example.com:443 HTTP/1.1\r\nHost: gw").await.unwrap();
+    tcp.write_all(b"CONNECT gw.example.com:443 HTTP/1.1\r\nHost: gw")
+        .await
+        .unwrap();
     let mut reply = Vec::new();
-    within("the stalled CONNECT to be closed", tcp.read_to_end(&mut reply)).await.unwrap();
+    within(
+        "the stalled CONNECT to be closed",
+        tcp.read_to_end(&mut reply),
+    )
+    .await
+    .unwrap();
     assert!(reply.is_empty());
     assert_eq!(proxy.next_record().await.outcome, "client_hello_timeout");
 }
@@ -214,6 +266,7 @@ async fn plain_http_on_a_connect_listener_still_gets_the_400() {
         .backend("gw", &[raw.addr])
         .spawn()
         .await;
-    let reply = crate::send_and_read_to_end(proxy.addr, b"GET / HTTP/1.1\r\nHost: gw\r\n\r\n").await;
+    let reply =
+        crate::send_and_read_to_end(proxy.addr, b"GET / HTTP/1.1\r\nHost: gw\r\n\r\n").await;
     assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 400 Bad Request"));
 }

@@ -19,7 +19,10 @@ const INTERNAL_ERROR: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 80];
 #[tokio::test]
 async fn the_hop_gets_the_exact_request_and_its_extra_bytes_reach_the_client() {
     let mut raw = RawBackend::spawn("behind-hop").await;
-    let mut hop = FakeHop::spawn(HopScript::Tunnel(b"HTTP/1.1 200 Connection established\r\n\r\nEXTRA".to_vec())).await;
+    let mut hop = FakeHop::spawn(HopScript::Tunnel(
+        b"HTTP/1.1 200 Connection established\r\n\r\nEXTRA".to_vec(),
+    ))
+    .await;
     let mut proxy = ProxyUnderTest::new()
         .route(&["gw.example.com"], "gw")
         .backend_with(
@@ -34,7 +37,9 @@ async fn the_hop_gets_the_exact_request_and_its_extra_bytes_reach_the_client() {
     tcp.write_all(&hello).await.unwrap();
     // The hop's extra bytes come first, then the server's greeting.
     let mut got = vec![0u8; 5 + "behind-hop\n".len()];
-    within("bytes through the tunnel", tcp.read_exact(&mut got)).await.unwrap();
+    within("bytes through the tunnel", tcp.read_exact(&mut got))
+        .await
+        .unwrap();
     assert_eq!(got, b"EXTRAbehind-hop\n");
 
     let request = hop.next_request().await;
@@ -43,36 +48,66 @@ async fn the_hop_gets_the_exact_request_and_its_extra_bytes_reach_the_client() {
         raw.addr
     );
     assert_eq!(String::from_utf8(request.head).unwrap(), expected);
-    assert!(request.early.is_empty(), "bytes were sent before the hop answered: {:?}", request.early);
+    assert!(
+        request.early.is_empty(),
+        "bytes were sent before the hop answered: {:?}",
+        request.early
+    );
 
     tcp.shutdown().await.unwrap();
-    assert_eq!(raw.next_conn().await.received, hello, "the ClientHello must go through the tunnel unchanged");
+    assert_eq!(
+        raw.next_conn().await.received,
+        hello,
+        "the ClientHello must go through the tunnel unchanged"
+    );
     let mut rest = Vec::new();
-    within("the close", tcp.read_to_end(&mut rest)).await.unwrap();
+    within("the close", tcp.read_to_end(&mut rest))
+        .await
+        .unwrap();
     let record = proxy.next_record().await;
     assert_eq!(record.via, Some(hop.addr.to_string()));
     assert_eq!(record.outcome, "ok");
-    assert_eq!(record.bytes_down, (5 + "behind-hop\n".len() + hello.len()) as u64);
+    assert_eq!(
+        record.bytes_down,
+        (5 + "behind-hop\n".len() + hello.len()) as u64
+    );
     let line = record.to_text();
-    assert!(!line.contains("s%3Acret") && !line.contains("s:cret") && !line.contains("agent"), "{line}");
+    assert!(
+        !line.contains("s%3Acret") && !line.contains("s:cret") && !line.contains("agent"),
+        "{line}"
+    );
 }
 
 #[tokio::test]
 async fn hop_failures_fail_the_server_with_their_reason() {
     let raw = RawBackend::spawn("unreachable").await;
-    let big = format!("HTTP/1.1 200 OK\r\nX-Filler: {}\r\n\r\n", "a".repeat(20 * 1024));
+    let big = format!(
+        "HTTP/1.1 200 OK\r\nX-Filler: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
     let cases: Vec<(HopScript, &str)> = vec![
         (
-            HopScript::Refuse(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n".to_vec()),
+            HopScript::Refuse(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n"
+                    .to_vec(),
+            ),
             "refused: HTTP/1.1 407 Proxy Authentication Required",
         ),
         (
-            HopScript::Refuse(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec()),
+            HopScript::Refuse(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            ),
             "refused: HTTP/1.1 503 Service Unavailable",
         ),
-        (HopScript::Refuse(b"SSH-2.0-OpenSSH_9.2\r\n\r\n".to_vec()), "is not HTTP"),
+        (
+            HopScript::Refuse(b"SSH-2.0-OpenSSH_9.2\r\n\r\n".to_vec()),
+            "is not HTTP",
+        ),
         (HopScript::Refuse(big.into_bytes()), "larger than 16 KiB"),
-        (HopScript::Refuse(Vec::new()), "closed the connection before answering"),
+        (
+            HopScript::Refuse(Vec::new()),
+            "closed the connection before answering",
+        ),
         (HopScript::Silence, "no answer within 500ms"),
     ];
     for (script, reason) in cases {
@@ -82,17 +117,24 @@ async fn hop_failures_fail_the_server_with_their_reason() {
             .backend_with(
                 "gw",
                 &[raw.addr.to_string()],
-                &[&format!("via = \"http://{}\"", hop.addr), "connect_timeout = \"500ms\""],
+                &[
+                    &format!("via = \"http://{}\"", hop.addr),
+                    "connect_timeout = \"500ms\"",
+                ],
             )
             .spawn()
             .await;
-        let reply = send_and_read_to_end(proxy.addr, &client_hello(Some("gw.example.com"), &[])).await;
+        let reply =
+            send_and_read_to_end(proxy.addr, &client_hello(Some("gw.example.com"), &[])).await;
         assert_eq!(reply, INTERNAL_ERROR, "{reason}");
         let record = proxy.next_record().await;
         assert_eq!(record.outcome, "upstream_unavailable", "{reason}");
         let detail = record.detail.unwrap_or_default();
         assert!(detail.contains(reason), "expected {reason:?} in {detail:?}");
-        assert!(detail.contains(&format!("CONNECT via http://{}", hop.addr)), "{detail}");
+        assert!(
+            detail.contains(&format!("CONNECT via http://{}", hop.addr)),
+            "{detail}"
+        );
     }
 }
 
@@ -116,43 +158,65 @@ async fn the_next_server_is_tried_after_a_refusing_hop_answer() {
     assert_eq!(name, "good");
     conn.get_mut().shutdown().await.unwrap();
     assert_eq!(good.next_conn().await.received, hello);
-    assert_eq!(proxy.next_record().await.server, Some(good.addr.to_string()));
+    assert_eq!(
+        proxy.next_record().await.server,
+        Some(good.addr.to_string())
+    );
 }
 
 #[tokio::test]
 async fn mutual_tls_through_tinyproxy_with_credentials() {
     let lab = Lab::new();
-    let mut backend = TlsBackend::new(&lab).require_client_cert(&lab).spawn().await;
+    let mut backend = TlsBackend::new(&lab)
+        .require_client_cert(&lab)
+        .spawn()
+        .await;
     let tiny = Tinyproxy::start(backend.addr.port(), Some(("agent", "s3cret"))).await;
     let mut proxy = ProxyUnderTest::new()
         .route(&["gw.example.com"], "gw")
         .backend_with(
             "gw",
             &[backend.addr.to_string()],
-            &[&format!("via = \"http://agent:s3cret@{}\"", tiny.addr), "tcp_keepalive = \"5s\""],
+            &[
+                &format!("via = \"http://agent:s3cret@{}\"", tiny.addr),
+                "tcp_keepalive = \"5s\"",
+            ],
         )
         .spawn()
         .await;
-    let mut conn = within("handshake through passthru and tinyproxy", Client::new(&lab).connect(proxy.addr))
-        .await
-        .unwrap();
+    let mut conn = within(
+        "handshake through passthru and tinyproxy",
+        Client::new(&lab).connect(proxy.addr),
+    )
+    .await
+    .unwrap();
     assert_eq!(conn.server_cert_sha256, lab.pki.gateway.sha256_hex());
     let seen = backend.next_seen().await;
-    assert_eq!(seen.client_cert_sha256.as_deref(), Some(lab.pki.agent.sha256_hex().as_str()));
+    assert_eq!(
+        seen.client_cert_sha256.as_deref(),
+        Some(lab.pki.agent.sha256_hex().as_str())
+    );
     // A persistent connection: several exchanges, with a pause between them.
     for round in 0..3u8 {
         let msg = [b'm', round];
         conn.stream.write_all(&msg).await.unwrap();
         let mut echo = [0u8; 2];
-        within("the echo", conn.stream.read_exact(&mut echo)).await.unwrap();
+        within("the echo", conn.stream.read_exact(&mut echo))
+            .await
+            .unwrap();
         assert_eq!(echo, msg);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Keepalive probes are armed on both of passthru's sockets: toward the
     // agent (listener tcp_keepalive, 60s by default) and toward the hop (5s).
-    let ss = within("ss", tokio::process::Command::new("ss").args(["-tnoH", "state", "established"]).output())
-        .await
-        .expect("ss (iproute2) is not installed");
+    let ss = within(
+        "ss",
+        tokio::process::Command::new("ss")
+            .args(["-tnoH", "state", "established"])
+            .output(),
+    )
+    .await
+    .expect("ss (iproute2) is not installed");
     let ss = String::from_utf8_lossy(&ss.stdout);
     // Columns: Recv-Q Send-Q Local Peer [timer].
     let socket = |local: Option<String>, peer: Option<String>| {
@@ -164,9 +228,15 @@ async fn mutual_tls_through_tinyproxy_with_credentials() {
         })
     };
     let hop_side = socket(None, Some(tiny.addr.to_string()));
-    assert!(hop_side.is_some_and(|l| l.contains("timer:(keepalive")), "no keepalive toward the hop:\n{ss}");
+    assert!(
+        hop_side.is_some_and(|l| l.contains("timer:(keepalive")),
+        "no keepalive toward the hop:\n{ss}"
+    );
     let client_side = socket(Some(proxy.addr.to_string()), None);
-    assert!(client_side.is_some_and(|l| l.contains("timer:(keepalive")), "no keepalive toward the agent:\n{ss}");
+    assert!(
+        client_side.is_some_and(|l| l.contains("timer:(keepalive")),
+        "no keepalive toward the agent:\n{ss}"
+    );
 
     conn.stream.shutdown().await.unwrap();
     let mut rest = Vec::new();
@@ -182,22 +252,41 @@ async fn tinyproxy_refusals_reach_the_log_and_the_client_gets_an_alert() {
     let tiny = Tinyproxy::start(raw.addr.port(), Some(("agent", "s3cret"))).await;
     let other_port = crate::dead_addr().await.port();
     let cases = [
-        (format!("http://agent:wrong@{}", tiny.addr), raw.addr.port(), "401"),
+        (
+            format!("http://agent:wrong@{}", tiny.addr),
+            raw.addr.port(),
+            "401",
+        ),
         (format!("http://{}", tiny.addr), raw.addr.port(), "407"),
-        (format!("http://agent:s3cret@{}", tiny.addr), other_port, "403"),
+        (
+            format!("http://agent:s3cret@{}", tiny.addr),
+            other_port,
+            "403",
+        ),
     ];
     for (via, port, status) in cases {
         let mut proxy = ProxyUnderTest::new()
             .route(&["gw.example.com"], "gw")
-            .backend_with("gw", &[format!("127.0.0.1:{port}")], &[&format!("via = \"{via}\"")])
+            .backend_with(
+                "gw",
+                &[format!("127.0.0.1:{port}")],
+                &[&format!("via = \"{via}\"")],
+            )
             .spawn()
             .await;
-        let reply = send_and_read_to_end(proxy.addr, &client_hello(Some("gw.example.com"), &[])).await;
+        let reply =
+            send_and_read_to_end(proxy.addr, &client_hello(Some("gw.example.com"), &[])).await;
         assert_eq!(reply, INTERNAL_ERROR, "{status}");
         let record = proxy.next_record().await;
         assert_eq!(record.outcome, "upstream_unavailable");
         let detail = record.detail.unwrap_or_default();
-        assert!(detail.contains(&format!(" {status} ")), "expected {status} in {detail}");
-        assert!(!detail.contains("wrong") && !detail.contains("s3cret"), "credentials leaked: {detail}");
+        assert!(
+            detail.contains(&format!(" {status} ")),
+            "expected {status} in {detail}"
+        );
+        assert!(
+            !detail.contains("wrong") && !detail.contains("s3cret"),
+            "credentials leaked: {detail}"
+        );
     }
 }

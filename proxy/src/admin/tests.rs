@@ -1,0 +1,433 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout};
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+
+/// Upper bound for every wait on the endpoint under test.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// An admin endpoint on 127.0.0.1:0 with the phase and metrics it reports.
+struct RunningAdmin {
+    addr: SocketAddr,
+    phase: watch::Sender<Phase>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+    served: JoinHandle<()>,
+}
+
+async fn admin_in_phase(phase: Phase) -> RunningAdmin {
+    admin_with_limits(phase, Limits::DEFAULT).await
+}
+
+async fn admin_with_limits(phase: Phase, limits: Limits) -> RunningAdmin {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (phase, receiver) = watch::channel(phase);
+    let metrics = Arc::new(Metrics::new(
+        &["public".into()],
+        &[("gw".into(), vec!["10.0.0.1:443".into()])],
+    ));
+    let state = AdminState {
+        phase: receiver,
+        metrics: Arc::clone(&metrics),
+    };
+    let stop = CancellationToken::new();
+    let served = tokio::spawn(serve_with(listener, state, stop.clone(), limits));
+    RunningAdmin {
+        addr,
+        phase,
+        metrics,
+        stop,
+        served,
+    }
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Sends `request` on a new connection and reads the reply until the
+/// server closes.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> Reply {
+    let mut stream = timeout(WAIT, TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    exchange_on(&mut stream, request).await
+}
+
+async fn exchange_on(stream: &mut TcpStream, request: &[u8]) -> Reply {
+    timeout(WAIT, stream.write_all(request))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut raw = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("the admin endpoint did not close the connection")
+        .unwrap();
+    parse_reply(&raw)
+}
+
+fn parse_reply(raw: &[u8]) -> Reply {
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut response = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(head_len) = response.parse(raw).unwrap() else {
+        panic!("incomplete response: {:?}", String::from_utf8_lossy(raw));
+    };
+    Reply {
+        status: response.code.unwrap(),
+        headers: response
+            .headers
+            .iter()
+            .map(|h| {
+                let value = String::from_utf8(h.value.to_vec()).unwrap();
+                (h.name.to_owned(), value)
+            })
+            .collect(),
+        body: String::from_utf8(raw[head_len..].to_vec()).unwrap(),
+    }
+}
+
+async fn get(addr: SocketAddr, path: &str) -> Reply {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nUser-Agent: test\r\n\r\n");
+    exchange(addr, request.as_bytes()).await
+}
+
+/// Reads from a connection the server should close without answering:
+/// returns how many bytes arrived before the close.
+async fn read_until_closed(stream: &mut TcpStream) -> usize {
+    let mut raw = Vec::new();
+    match timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("the admin endpoint did not close the connection")
+    {
+        Ok(_) => raw.len(),
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => raw.len(),
+        Err(error) => panic!("unexpected read error: {error}"),
+    }
+}
+
+#[tokio::test]
+async fn healthz_is_ok_while_serving_and_503_from_draining_on() {
+    let admin = admin_in_phase(Phase::Starting).await;
+
+    let reply = get(admin.addr, "/healthz").await;
+    assert_eq!((reply.status, reply.body.as_str()), (503, "starting\n"));
+
+    admin.phase.send(Phase::Serving).unwrap();
+    let reply = get(admin.addr, "/healthz").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "ok\n"));
+    assert_eq!(reply.header("Content-Length"), Some("3"));
+    assert_eq!(reply.header("Connection"), Some("close"));
+    assert_eq!(
+        reply.header("Content-Type"),
+        Some("text/plain; charset=utf-8")
+    );
+
+    for phase in [Phase::Draining, Phase::Stopping, Phase::Stopped] {
+        admin.phase.send(phase).unwrap();
+        let reply = get(admin.addr, "/healthz").await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (503, "draining\n"),
+            "{phase:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn readyz_is_ready_while_serving_or_draining() {
+    let admin = admin_in_phase(Phase::Starting).await;
+    let expected = [
+        (Phase::Starting, 503, "starting\n"),
+        (Phase::Serving, 200, "ready\n"),
+        (Phase::Draining, 200, "ready\n"),
+        (Phase::Stopping, 503, "stopping\n"),
+        (Phase::Stopped, 503, "stopped\n"),
+    ];
+    for (phase, status, body) in expected {
+        admin.phase.send(phase).unwrap();
+        let reply = get(admin.addr, "/readyz").await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (status, body),
+            "{phase:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_served_as_openmetrics_text() {
+    let admin = admin_in_phase(Phase::Serving).await;
+    admin.metrics.refused("public", "no_route");
+    admin.metrics.connection_opened("public");
+
+    let reply = get(admin.addr, "/metrics").await;
+
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("Content-Type"), Some(Metrics::CONTENT_TYPE));
+    assert_eq!(
+        reply.header("Content-Length"),
+        Some(reply.body.len().to_string().as_str())
+    );
+    assert_eq!(reply.body, admin.metrics.encode());
+    assert!(
+        reply
+            .body
+            .contains("passthru_refused_total{listener=\"public\",reason=\"no_route\"} 1\n")
+    );
+    assert!(
+        reply
+            .body
+            .contains("passthru_active_connections{listener=\"public\"} 1\n")
+    );
+    assert!(reply.body.ends_with("# EOF\n"));
+}
+
+#[tokio::test]
+async fn head_gets_the_headers_of_get_without_a_body() {
+    let admin = admin_in_phase(Phase::Serving).await;
+
+    let reply = exchange(admin.addr, b"HEAD /healthz HTTP/1.1\r\nHost: admin\r\n\r\n").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, ""));
+    assert_eq!(reply.header("Content-Length"), Some("3"));
+
+    let metrics_len = admin.metrics.encode().len().to_string();
+    let reply = exchange(admin.addr, b"HEAD /metrics HTTP/1.1\r\n\r\n").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, ""));
+    assert_eq!(reply.header("Content-Length"), Some(metrics_len.as_str()));
+    assert_eq!(reply.header("Content-Type"), Some(Metrics::CONTENT_TYPE));
+}
+
+#[tokio::test]
+async fn unknown_path_is_404_and_a_query_string_is_ignored() {
+    let admin = admin_in_phase(Phase::Serving).await;
+
+    let reply = get(admin.addr, "/").await;
+    assert_eq!((reply.status, reply.body.as_str()), (404, "not found\n"));
+    let reply = get(admin.addr, "/healthz/extra").await;
+    assert_eq!(reply.status, 404);
+
+    let reply = get(admin.addr, "/healthz?probe=f5").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "ok\n"));
+}
+
+#[tokio::test]
+async fn other_methods_are_405_with_allow() {
+    let admin = admin_in_phase(Phase::Serving).await;
+    for method in ["POST", "PUT", "DELETE", "OPTIONS"] {
+        let request = format!("{method} /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+        let reply = exchange(admin.addr, request.as_bytes()).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (405, "method not allowed\n"),
+            "{method}"
+        );
+        assert_eq!(reply.header("Allow"), Some("GET, HEAD"), "{method}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400() {
+    let admin = admin_in_phase(Phase::Serving).await;
+    let malformed: [&[u8]; 4] = [
+        b"GET /healthz HTTP/9.9\r\n\r\n",
+        b"GET /healthz\r\n\r\n",
+        b"\x16\x03\x01\x00\x05hello\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n",
+    ];
+    for request in malformed {
+        let reply = exchange(admin.addr, request).await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (400, "bad request\n"),
+            "{request:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn request_head_over_8_kib_is_431() {
+    let admin = admin_in_phase(Phase::Serving).await;
+    let request = format!(
+        "GET /healthz HTTP/1.1\r\nX-Padding: {}\r\n\r\n",
+        "a".repeat(9 * 1024)
+    );
+    let reply = exchange(admin.addr, request.as_bytes()).await;
+    assert_eq!(reply.status, 431);
+    assert_eq!(reply.body, "request header fields too large\n");
+
+    let many_headers: String = (0..100).map(|i| format!("X-{i}: v\r\n")).collect();
+    let request = format!("GET /healthz HTTP/1.1\r\n{many_headers}\r\n");
+    let reply = exchange(admin.addr, request.as_bytes()).await;
+    assert_eq!(reply.status, 431);
+}
+
+#[tokio::test]
+async fn a_head_split_over_many_writes_is_answered() {
+    let admin = admin_in_phase(Phase::Serving).await;
+    let mut stream = TcpStream::connect(admin.addr).await.unwrap();
+    for byte in b"GET /healthz HTTP/1.1\r\nHost: admin\r\n" {
+        stream.write_all(&[*byte]).await.unwrap();
+        stream.flush().await.unwrap();
+    }
+    let reply = exchange_on(&mut stream, b"\r\n").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "ok\n"));
+}
+
+#[tokio::test]
+async fn a_stalled_request_is_closed_after_the_read_timeout() {
+    let limits = Limits {
+        read_timeout: Duration::from_millis(200),
+        ..Limits::DEFAULT
+    };
+    let admin = admin_with_limits(Phase::Serving, limits).await;
+    let mut stream = TcpStream::connect(admin.addr).await.unwrap();
+    let started = Instant::now();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: ad")
+        .await
+        .unwrap();
+
+    let received = read_until_closed(&mut stream).await;
+
+    assert_eq!(received, 0, "a stalled request gets no answer");
+    assert!(
+        started.elapsed() >= limits.read_timeout,
+        "closed after {:?}, before the read timeout",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_64_are_closed_at_accept() {
+    // Idle connections must outlive the test, so the timeout is long.
+    let limits = Limits {
+        read_timeout: Duration::from_secs(60),
+        ..Limits::DEFAULT
+    };
+    let admin = admin_with_limits(Phase::Serving, limits).await;
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        idle.push(
+            timeout(WAIT, TcpStream::connect(admin.addr))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+
+    let mut extra = timeout(WAIT, TcpStream::connect(admin.addr))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read_until_closed(&mut extra).await, 0);
+
+    // The 64 are still served, and the first one answered frees its slot.
+    let reply = exchange_on(&mut idle[0], b"GET /healthz HTTP/1.1\r\n\r\n").await;
+    assert_eq!(reply.status, 200);
+    drop(idle.remove(0));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut stream = TcpStream::connect(admin.addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        let _ = timeout(WAIT, stream.read_to_end(&mut raw)).await.unwrap();
+        if !raw.is_empty() {
+            assert_eq!(parse_reply(&raw).status, 200);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the freed slot was never reused");
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn cancelling_stop_ends_serve_and_its_connections() {
+    let admin = admin_in_phase(Phase::Serving).await;
+    let mut idle = TcpStream::connect(admin.addr).await.unwrap();
+    // The endpoint answers, so the idle connection has been accepted first.
+    assert_eq!(get(admin.addr, "/healthz").await.status, 200);
+
+    admin.stop.cancel();
+
+    timeout(WAIT, admin.served)
+        .await
+        .expect("serve did not return after stop")
+        .unwrap();
+    assert_eq!(read_until_closed(&mut idle).await, 0);
+    let refused = TcpStream::connect(admin.addr).await.unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn parse_request_needs_a_complete_head() {
+    let full = b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n";
+    for end in 0..full.len() {
+        assert_eq!(
+            parse_request(&full[..end]).unwrap(),
+            None,
+            "prefix of {end} bytes"
+        );
+    }
+    assert_eq!(
+        parse_request(full).unwrap(),
+        Some(Request {
+            method: Method::Get,
+            target: Target::Metrics,
+        })
+    );
+}
+
+#[test]
+fn parse_request_never_panics_on_hostile_prefixes() {
+    let inputs: [&[u8]; 5] = [
+        b"\0\0\0\0\r\n\r\n",
+        b"\xff\xfe GET / HTTP/1.1\r\n\r\n",
+        b"GET /\xc3\x28 HTTP/1.1\r\n\r\n",
+        b"\r\n\r\n\r\nGET /readyz HTTP/1.0\n\n",
+        b"GET /healthz HTTP/1.1\r\nA:\xff\r\n\r\n",
+    ];
+    for input in inputs {
+        for end in 0..=input.len() {
+            let _ = parse_request(&input[..end]);
+        }
+    }
+}
+
+#[test]
+fn head_responses_keep_the_content_length() {
+    let get = Response::plain(404, "not found\n").for_method(Method::Get);
+    let head = Response::plain(404, "not found\n").for_method(Method::Head);
+    assert_eq!(get.len() - head.len(), "not found\n".len());
+    assert!(
+        String::from_utf8(head)
+            .unwrap()
+            .contains("Content-Length: 10\r\n")
+    );
+}
