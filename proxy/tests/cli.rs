@@ -115,10 +115,10 @@ fn invalid_configs_exit_2_naming_file_key_and_value() {
         (
             VALID.replace(
                 "name = \"public\"",
-                "name = \"public\"\nproxy_protocol = \"v2\"",
+                "name = \"public\"\nproxy_protocol = \"v9\"",
             ),
             "listener[0].proxy_protocol",
-            "v2",
+            "v9",
         ),
     ];
     for (text, key, value) in cases {
