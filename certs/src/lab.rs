@@ -208,6 +208,41 @@ impl LabPki {
         written.push(readme);
         Ok(written)
     }
+
+    /// What [`LabPki::write_to`] wrote into `dir`, per identity, for the
+    /// `lab` subcommand's output.
+    pub fn report(&self, dir: &Path) -> LabReport {
+        files::report(self, dir)
+    }
+}
+
+/// The lab as written: where, relative to which "now", and each identity's
+/// files and thumbprints.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LabReport {
+    /// The output directory.
+    pub dir: String,
+    /// The "now" validity windows are relative to (RFC 3339).
+    pub now: String,
+    /// One entry per identity, in README order.
+    pub identities: Vec<LabEntry>,
+    /// The index file.
+    pub readme: String,
+}
+
+/// One identity of a written lab.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LabEntry {
+    /// File stem, e.g. "agent-01".
+    pub name: String,
+    /// What it is for.
+    pub purpose: String,
+    /// SHA-1 thumbprint, hex.
+    pub sha1: String,
+    /// SHA-256 thumbprint, hex.
+    pub sha256: String,
+    /// Its files, full paths: certificate, chain (if any), key.
+    pub files: Vec<String>,
 }
 
 /// Why the lab PKI could not be generated or written.

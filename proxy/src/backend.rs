@@ -4,7 +4,7 @@
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::config::{BackendConfig, Balance};
 
@@ -15,26 +15,60 @@ pub struct Backend {
     pub config: BackendConfig,
     next: AtomicUsize,
     active: Vec<AtomicUsize>,
+    up: Vec<AtomicBool>,
 }
 
 impl Backend {
     /// Runtime state for a configured backend.
     pub fn new(config: BackendConfig) -> Backend {
         let active = config.servers.iter().map(|_| AtomicUsize::new(0)).collect();
+        let up = config
+            .servers
+            .iter()
+            .map(|_| AtomicBool::new(true))
+            .collect();
         Backend {
             config,
             next: AtomicUsize::new(0),
             active,
+            up,
         }
     }
 
     /// The order in which a new connection from `client` tries the servers:
-    /// the balanced pick first, then the others, each once.
+    /// the balanced pick among the servers that are up first, then the other
+    /// up servers, then the servers health checks marked down (so that when
+    /// every server is down, connections still try them: a slow failure
+    /// beats a certain one).
     pub fn order(&self, client: IpAddr) -> Vec<usize> {
+        let rotation = self.rotation(client);
+        let (up, down): (Vec<usize>, Vec<usize>) =
+            rotation.into_iter().partition(|&i| self.is_up(i));
+        let mut order = up;
+        order.extend(down);
+        order
+    }
+
+    /// Whether health checks consider server `index` up (always, without checks).
+    pub fn is_up(&self, index: usize) -> bool {
+        self.up
+            .get(index)
+            .is_some_and(|u| u.load(Ordering::Relaxed))
+    }
+
+    /// Mark server `index` up or down; returns whether that changed anything.
+    pub fn set_up(&self, index: usize, up: bool) -> bool {
+        self.up
+            .get(index)
+            .is_some_and(|u| u.swap(up, Ordering::Relaxed) != up)
+    }
+
+    fn rotation(&self, client: IpAddr) -> Vec<usize> {
         let n = self.config.servers.len();
         if n == 0 {
             return Vec::new();
         }
+        let is_up = |i: usize| self.is_up(i);
         let first = match self.config.balance {
             Balance::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
             Balance::SourceHash => {
@@ -44,11 +78,11 @@ impl Backend {
                 (h.finish() % n as u64) as usize
             }
             Balance::LeastConn => {
-                // Rotate the start so that ties spread out.
+                // Rotate the start so that ties spread out; prefer servers that are up.
                 let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
                 (0..n)
                     .map(|k| (start + k) % n)
-                    .min_by_key(|&i| self.active[i].load(Ordering::Relaxed))
+                    .min_by_key(|&i| (!is_up(i), self.active[i].load(Ordering::Relaxed)))
                     .unwrap_or(start)
             }
         };
@@ -111,6 +145,7 @@ mod tests {
             tcp_keepalive: None,
             via: None,
             send_proxy_protocol: crate::config::SendProxy::Off,
+            health_check: None,
         }))
     }
 
@@ -136,6 +171,31 @@ mod tests {
             .map(|i| b.order(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, i)))[0])
             .collect();
         assert!(picks.len() >= 3, "64 clients landed on {picks:?}");
+    }
+
+    #[test]
+    fn down_servers_go_last_and_are_still_tried_when_all_are_down() {
+        let b = backend(3, Balance::RoundRobin);
+        assert!(b.set_up(0, false));
+        assert!(!b.set_up(0, false), "no change the second time");
+        assert_eq!(b.order(CLIENT), vec![1, 2, 0]);
+        assert_eq!(b.order(CLIENT), vec![1, 2, 0]);
+        assert_eq!(b.order(CLIENT), vec![2, 1, 0]);
+        b.set_up(1, false);
+        b.set_up(2, false);
+        assert_eq!(
+            b.order(CLIENT).len(),
+            3,
+            "all down: every server is still tried"
+        );
+        let h = backend(4, Balance::SourceHash);
+        let first = h.order(CLIENT)[0];
+        h.set_up(first, false);
+        let moved = h.order(CLIENT);
+        assert_ne!(moved[0], first);
+        assert_eq!(moved[3], first);
+        h.set_up(first, true);
+        assert_eq!(h.order(CLIENT)[0], first, "back up: the client goes home");
     }
 
     #[test]

@@ -43,8 +43,34 @@ pub struct Config {
     pub default_backend: Option<usize>,
     /// `[[backend]]` tables, in file order.
     pub backends: Vec<BackendConfig>,
+    /// `[admin]`: the admin endpoint and the drain sequence.
+    pub admin: AdminConfig,
     /// Non-fatal findings (unreachable routes, …) that `check` prints.
     pub warnings: Vec<String>,
+}
+
+/// The admin endpoint and the drain sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Where `/healthz`, `/readyz` and `/metrics` are served; `None`: nowhere.
+    pub bind: Option<SocketAddr>,
+    /// After SIGTERM: keep accepting this long while `/healthz` says 503.
+    pub drain_delay: Duration,
+    /// Then: wait at most this long for open connections.
+    pub drain_timeout: Duration,
+}
+
+/// A backend's active TCP health check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Time between checks of one server.
+    pub interval: Duration,
+    /// Time allowed for one check (TCP connect, through `via` when set).
+    pub timeout: Duration,
+    /// Consecutive passes that mark a down server up.
+    pub rise: u32,
+    /// Consecutive failures that mark an up server down.
+    pub fall: u32,
 }
 
 /// One listener.
@@ -167,6 +193,8 @@ pub struct BackendConfig {
     pub via: Option<ViaUrl>,
     /// PROXY header written to each server before the ClientHello.
     pub send_proxy_protocol: SendProxy,
+    /// Active health check, if any.
+    pub health_check: Option<HealthCheck>,
 }
 
 impl Config {

@@ -21,6 +21,7 @@ use crate::front::{
     ConnectRequest, HelloError, answer_connect_error, answer_connect_ok, answer_plaintext,
     read_client_hello, read_connect, read_proxy_header, refuse,
 };
+use crate::metrics::Metrics;
 use crate::proxy_protocol::{encode_v1, encode_v2};
 use crate::refusal::Refusal;
 use crate::route::{MatchKind, ServerNamePattern};
@@ -60,18 +61,31 @@ pub async fn serve(
     routing: Arc<Routing>,
     mut record: AccessRecord,
     log: AccessLog,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
     let started = Instant::now();
+    let name = &listener.config.name;
+    metrics.connection_opened(name);
     let outcome = tokio::select! {
-        outcome = pipeline(&stream, &listener, &routing, &mut record, &stop) => outcome,
+        outcome = pipeline(&stream, &listener, &routing, &mut record, &metrics, &stop) => outcome,
         () = stop.cancelled() => Outcome::Stopped,
     };
     record.outcome = outcome.as_str();
-    if let Outcome::Forwarded(end) = outcome {
-        record.end = Some(end.as_str());
+    match outcome {
+        Outcome::Forwarded(end) => record.end = Some(end.as_str()),
+        Outcome::Refused(refusal) => metrics.refused(name, refusal.as_str()),
+        Outcome::ClientClosed | Outcome::Stopped => {}
     }
     record.duration = started.elapsed();
+    metrics.connection_finished(
+        name,
+        record.route.as_deref().unwrap_or(""),
+        record.backend.as_deref().unwrap_or(""),
+        record.outcome,
+    );
+    metrics.bytes(name, record.bytes_up, record.bytes_down);
+    metrics.connection_closed(name);
     debug!(outcome = record.outcome, "connection finished");
     log.write(record);
 }
@@ -81,6 +95,7 @@ async fn pipeline(
     listener: &ListenerState,
     routing: &Routing,
     record: &mut AccessRecord,
+    metrics: &Metrics,
     stop: &CancellationToken,
 ) -> Outcome {
     let cfg = &listener.config;
@@ -194,7 +209,10 @@ async fn pipeline(
     };
     let upstream =
         match upstream::connect(backend, record.client.ip(), &[&proxy_header, &buf]).await {
-            Ok((upstream, _connect_time)) => upstream,
+            Ok((upstream, connect_time)) => {
+                metrics.upstream_connect(connect_time.as_secs_f64());
+                upstream
+            }
             Err(error) => {
                 record.detail = Some(error);
                 refuse(client, &hello, Refusal::UpstreamUnavailable).await;

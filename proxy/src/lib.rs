@@ -14,6 +14,7 @@
 //! - [`clienthello`]: pure ClientHello parser (SNI, ALPN, versions). No I/O.
 //! - [`route`]: server-name patterns and the route table.
 //! - [`backend`]: server lists and balancing.
+//! - [`health`]: active TCP health checks with rise/fall.
 //! - [`connect`]: dialling a backend's servers within `connect_timeout`.
 //! - [`connect_hop`]: the upstream HTTP CONNECT hop (`via`).
 //! - [`forward`]: the bidirectional byte copy with half-close and idle timeout.
@@ -46,6 +47,7 @@ pub mod connect_hop;
 pub mod drain;
 pub mod forward;
 mod front;
+pub mod health;
 pub mod listener;
 pub mod logging;
 pub mod metrics;

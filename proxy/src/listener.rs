@@ -15,6 +15,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::conn::{self, Outcome};
 use crate::connect::set_options;
+use crate::metrics::Metrics;
 use crate::refusal::Refusal;
 use crate::server::{ListenerState, Routing};
 
@@ -23,6 +24,7 @@ use crate::server::{ListenerState, Routing};
 pub(crate) struct AcceptContext {
     pub(crate) routing: watch::Receiver<Arc<Routing>>,
     pub(crate) log: AccessLog,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) tracker: TaskTracker,
     /// Cancelled when the listener must stop accepting.
     pub(crate) stop_accepting: CancellationToken,
@@ -56,7 +58,11 @@ pub(crate) async fn accept_loop(
         let Ok(permit) = Arc::clone(&state.permits).try_acquire_owned() else {
             debug!(listener = %state.config.name, %peer, "max_connections reached; refusing");
             let mut record = record;
-            record.outcome = Outcome::Refused(Refusal::MaxConnections).as_str();
+            let outcome = Outcome::Refused(Refusal::MaxConnections).as_str();
+            record.outcome = outcome;
+            ctx.metrics.refused(&state.config.name, outcome);
+            ctx.metrics
+                .connection_finished(&state.config.name, "", "", outcome);
             ctx.log.write(record);
             continue;
         };
@@ -69,6 +75,7 @@ pub(crate) async fn accept_loop(
             routing,
             record,
             ctx.log.clone(),
+            Arc::clone(&ctx.metrics),
             ctx.stop_connections.clone(),
         );
         ctx.tracker.spawn(

@@ -1,5 +1,7 @@
-//! The server: bind every listener (reporting the bound addresses), run
-//! the accept loops, swap routes on reload, and stop gracefully.
+//! The server: bind every listener and the admin port (reporting the bound
+//! addresses), run the accept loops, swap routes on reload, and drain:
+//! `/healthz` turns 503, listeners keep accepting for `drain_delay`, then
+//! close, and open connections get up to `drain_timeout`.
 
 use std::future::Future;
 use std::io;
@@ -15,9 +17,13 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::access_log::AccessLog;
+use crate::admin::{self, AdminState};
 use crate::backend::Backend;
-use crate::config::{Config, ListenerConfig};
+use crate::config::{AdminConfig, Config, ListenerConfig};
+use crate::drain::Phase;
+use crate::health;
 use crate::listener::{AcceptContext, accept_loop};
+use crate::metrics::Metrics;
 use crate::route::RouteTable;
 
 /// A listener's settings and its connection permits.
@@ -37,10 +43,12 @@ pub struct Routing {
     pub table: RouteTable,
     /// Backends, indexed as in the configuration.
     pub backends: Vec<Arc<Backend>>,
+    /// Stops this generation's health checks when a reload replaces it.
+    checks: CancellationToken,
 }
 
 impl Routing {
-    /// Build from a validated configuration.
+    /// Build from a validated configuration (no health checks running).
     pub fn new(config: &Config) -> Routing {
         Routing {
             table: RouteTable::new(config),
@@ -50,15 +58,20 @@ impl Routing {
                 .cloned()
                 .map(|b| Arc::new(Backend::new(b)))
                 .collect(),
+            checks: CancellationToken::new(),
         }
+    }
+
+    fn start_checks(&self, metrics: &Arc<Metrics>) {
+        health::spawn(&self.backends, metrics, &self.checks);
     }
 }
 
-/// Why a listener could not be bound.
+/// Why a listener or the admin port could not be bound.
 #[derive(Debug, thiserror::Error)]
-#[error("listener {name}: cannot listen on {addr}: {source}")]
+#[error("{name}: cannot listen on {addr}: {source}")]
 pub struct BindError {
-    /// Listener name.
+    /// `listener NAME` or `admin`.
     pub name: String,
     /// Address asked for.
     pub addr: SocketAddr,
@@ -70,18 +83,22 @@ pub struct BindError {
 #[derive(Debug)]
 pub struct Server {
     listeners: Vec<(Arc<ListenerState>, TcpListener)>,
+    admin: Option<TcpListener>,
+    admin_config: AdminConfig,
     routing: watch::Sender<Arc<Routing>>,
+    phase: watch::Sender<Phase>,
+    metrics: Arc<Metrics>,
     log: AccessLog,
-    drain_timeout: Duration,
 }
 
 impl Server {
-    /// Bind every listener of `config`. Must be called inside a tokio runtime.
+    /// Bind every listener and the admin port of `config`. Must be called
+    /// inside a tokio runtime.
     pub fn bind(config: &Config, log: AccessLog) -> Result<Server, BindError> {
         let mut listeners = Vec::with_capacity(config.listeners.len());
         for l in &config.listeners {
             let socket = bind_socket(l.bind).map_err(|source| BindError {
-                name: l.name.clone(),
+                name: format!("listener {}", l.name),
                 addr: l.bind,
                 source,
             })?;
@@ -91,12 +108,28 @@ impl Server {
             };
             listeners.push((Arc::new(state), socket));
         }
-        let (routing, _) = watch::channel(Arc::new(Routing::new(config)));
+        let admin = match config.admin.bind {
+            None => None,
+            Some(addr) => Some(bind_socket(addr).map_err(|source| BindError {
+                name: "admin".to_string(),
+                addr,
+                source,
+            })?),
+        };
+        let names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
+        let metrics = Arc::new(Metrics::new(&names, &backend_servers(config)));
+        let routing = Routing::new(config);
+        routing.start_checks(&metrics);
+        let (routing, _) = watch::channel(Arc::new(routing));
+        let (phase, _) = watch::channel(Phase::Starting);
         Ok(Server {
             listeners,
+            admin,
+            admin_config: config.admin.clone(),
             routing,
+            phase,
+            metrics,
             log,
-            drain_timeout: DRAIN_TIMEOUT,
         })
     }
 
@@ -110,15 +143,27 @@ impl Server {
             .collect()
     }
 
-    /// How long `run` waits for open connections after `shutdown` resolves.
-    pub fn set_drain_timeout(&mut self, timeout: Duration) {
-        self.drain_timeout = timeout;
+    /// The admin endpoint's bound address, if configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|a| a.local_addr().ok())
+    }
+
+    /// The metrics this server updates.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Override the drain timings of the configuration (tests, embedding).
+    pub fn set_drain(&mut self, delay: Duration, timeout: Duration) {
+        self.admin_config.drain_delay = delay;
+        self.admin_config.drain_timeout = timeout;
     }
 
     /// A handle that swaps routes and backends while the server runs.
     pub fn reload_handle(&self) -> ReloadHandle {
         ReloadHandle {
             routing: self.routing.clone(),
+            metrics: Arc::clone(&self.metrics),
             listeners: self
                 .listeners
                 .iter()
@@ -127,12 +172,12 @@ impl Server {
         }
     }
 
-    /// Serve until `shutdown` resolves, then stop accepting, give open
-    /// connections up to the drain timeout, and return.
+    /// Serve until `shutdown` resolves, then drain and return.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let tracker = TaskTracker::new();
         let stop_accepting = CancellationToken::new();
         let stop_connections = CancellationToken::new();
+        let stop_admin = CancellationToken::new();
         let mut loops = Vec::with_capacity(self.listeners.len());
         for (state, socket) in self.listeners {
             if let Ok(addr) = socket.local_addr() {
@@ -141,34 +186,66 @@ impl Server {
             let ctx = AcceptContext {
                 routing: self.routing.subscribe(),
                 log: self.log.clone(),
+                metrics: Arc::clone(&self.metrics),
                 tracker: tracker.clone(),
                 stop_accepting: stop_accepting.clone(),
                 stop_connections: stop_connections.clone(),
             };
             loops.push(tokio::spawn(accept_loop(socket, state, ctx)));
         }
+        let admin_task = self.admin.map(|socket| {
+            if let Ok(addr) = socket.local_addr() {
+                info!(%addr, "admin endpoint listening");
+            }
+            let state = AdminState {
+                phase: self.phase.subscribe(),
+                metrics: Arc::clone(&self.metrics),
+            };
+            tokio::spawn(admin::serve(socket, state, stop_admin.clone()))
+        });
+        self.phase.send_replace(Phase::Serving);
+
         shutdown.await;
+        let AdminConfig {
+            drain_delay,
+            drain_timeout,
+            ..
+        } = self.admin_config;
+        self.phase.send_replace(Phase::Draining);
+        if !drain_delay.is_zero() {
+            info!(delay = %humantime::format_duration(drain_delay), "draining: /healthz says 503; still accepting so the balancer can move traffic away");
+            tokio::time::sleep(drain_delay).await;
+        }
         stop_accepting.cancel();
         for l in loops {
             let _ = l.await;
         }
+        self.phase.send_replace(Phase::Stopping);
         tracker.close();
         let open = tracker.len();
         if open > 0 {
-            info!(open, timeout = %humantime::format_duration(self.drain_timeout), "stopped accepting; waiting for open connections");
+            info!(open, timeout = %humantime::format_duration(drain_timeout), "listeners closed; waiting for open connections");
         }
-        if tokio::time::timeout(self.drain_timeout, tracker.wait())
+        let mut cut = 0;
+        if tokio::time::timeout(drain_timeout, tracker.wait())
             .await
             .is_err()
         {
+            cut = tracker.len();
             warn!(
-                open = tracker.len(),
+                open = cut,
                 "drain timeout reached; closing the connections still open"
             );
             stop_connections.cancel();
             tracker.wait().await;
         }
-        info!("stopped");
+        self.phase.send_replace(Phase::Stopped);
+        self.routing.borrow().checks.cancel();
+        stop_admin.cancel();
+        if let Some(task) = admin_task {
+            let _ = task.await;
+        }
+        info!(still_open_at_timeout = cut, "stopped");
     }
 }
 
@@ -176,15 +253,20 @@ impl Server {
 #[derive(Debug, Clone)]
 pub struct ReloadHandle {
     routing: watch::Sender<Arc<Routing>>,
+    metrics: Arc<Metrics>,
     listeners: Vec<ListenerConfig>,
 }
 
 impl ReloadHandle {
     /// Swap in the routes and backends of `config`. New connections use
-    /// them; open connections keep theirs. Listener changes cannot be
-    /// applied to bound sockets: they are returned as warnings.
+    /// them; open connections keep theirs. Listener and admin changes cannot
+    /// be applied to bound sockets: they are returned as warnings.
     pub fn apply(&self, config: &Config) -> Vec<String> {
-        self.routing.send_replace(Arc::new(Routing::new(config)));
+        let routing = Routing::new(config);
+        self.metrics.set_backends(&backend_servers(config));
+        routing.start_checks(&self.metrics);
+        let old = self.routing.send_replace(Arc::new(routing));
+        old.checks.cancel();
         let mut warnings = Vec::new();
         if config.listeners != self.listeners {
             warnings.push(format!(
@@ -194,6 +276,19 @@ impl ReloadHandle {
         }
         warnings
     }
+}
+
+fn backend_servers(config: &Config) -> Vec<(String, Vec<String>)> {
+    config
+        .backends
+        .iter()
+        .map(|b| {
+            (
+                b.name.clone(),
+                b.servers.iter().map(ToString::to_string).collect(),
+            )
+        })
+        .collect()
 }
 
 fn bind_socket(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -209,4 +304,3 @@ fn bind_socket(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 const BACKLOG: i32 = 4096;
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);

@@ -358,6 +358,19 @@ fn sighup_swaps_routes_and_keeps_the_old_ones_on_a_bad_file() {
     let path = write_config(dir.path(), VALID);
     let proc = Running::start(&path, &[]);
     let addr = proc.listening_addr();
+    // An open connection on the old configuration (to an echo server).
+    let echo = echo_server();
+    std::fs::write(&path, format!("{VALID}\n[[route]]\nserver_names = [\"old.example.com\"]\nbackend = \"old\"\n[[backend]]\nname = \"old\"\nservers = [\"{echo}\"]\n")).unwrap();
+    proc.signal("-HUP");
+    Running::wait_line(&proc.stderr, "first reload", |l| {
+        l.contains("configuration reloaded")
+    });
+    let mut old = TcpStream::connect(addr).unwrap();
+    old.set_read_timeout(Some(WAIT)).unwrap();
+    let old_hello = hello_for("old.example.com");
+    old.write_all(&old_hello).unwrap();
+    let mut back = vec![0u8; old_hello.len()];
+    old.read_exact(&mut back).unwrap();
 
     // A broken file is refused and the running configuration kept.
     std::fs::write(&path, "[[listener]]\nbind = \n").unwrap();
@@ -395,6 +408,12 @@ fn sighup_swaps_routes_and_keeps_the_old_ones_on_a_bad_file() {
         .expect("the new route's backend got no connection");
     assert_eq!(got, hello_for("new.example.com"));
     drop(tcp);
+    // The old connection kept flowing through both reloads.
+    old.write_all(b"after reloads").unwrap();
+    let mut echo_back = [0u8; 13];
+    old.read_exact(&mut echo_back).unwrap();
+    assert_eq!(&echo_back, b"after reloads");
+    drop(old);
     proc.signal("-TERM");
     assert_eq!(proc.wait_exit(), 0);
 }
@@ -421,4 +440,146 @@ fn hello_for(name: &str) -> Vec<u8> {
     rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
     rec.extend_from_slice(&hs);
     rec
+}
+
+/// An echo server on 127.0.0.1:0 in a thread: each connection is echoed
+/// until it closes.
+fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn drain_config(backend: SocketAddr, delay: &str, timeout: &str) -> String {
+    format!(
+        "[[listener]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\n\
+         [[route]]\nserver_names = [\"gw.example.com\"]\nbackend = \"gw\"\n\
+         [[backend]]\nname = \"gw\"\nservers = [\"{backend}\"]\n\
+         [admin]\nbind = \"127.0.0.1:0\"\ndrain_delay = \"{delay}\"\ndrain_timeout = \"{timeout}\"\n"
+    )
+}
+
+fn admin_addr(proc: &Running) -> SocketAddr {
+    let line = Running::wait_line(&proc.stderr, "admin line", |l| {
+        l.contains("admin endpoint listening")
+    });
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn get(addr: SocketAddr, path: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut reply = String::new();
+    let _ = tcp.read_to_string(&mut reply);
+    reply
+}
+
+/// Open a routed connection and check one echo round trip.
+fn routed(addr: SocketAddr) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    let hello = hello_for("gw.example.com");
+    tcp.write_all(&hello).unwrap();
+    let mut echo = vec![0u8; hello.len()];
+    tcp.read_exact(&mut echo).unwrap();
+    assert_eq!(echo, hello);
+    tcp
+}
+
+#[test]
+fn sigterm_drains_healthz_first_then_closes_and_lets_transfers_finish() {
+    let backend = echo_server();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &drain_config(backend, "1s", "10s"));
+    let proc = Running::start(&path, &[]);
+    let addr = proc.listening_addr();
+    let admin = admin_addr(&proc);
+    assert!(get(admin, "/healthz").starts_with("HTTP/1.1 200"));
+    let mut open = routed(addr);
+    let started = std::time::Instant::now();
+
+    proc.signal("-TERM");
+    // 503 at once, while the listener still accepts.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !get(admin, "/healthz").starts_with("HTTP/1.1 503") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/healthz never turned 503"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "503 must come before drain_delay ends"
+    );
+    let during = routed(addr);
+    drop(during);
+    // After drain_delay the listener closes.
+    let deadline = std::time::Instant::now() + WAIT;
+    while TcpStream::connect(addr).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listener never closed"
+        );
+        let _ = proc.stderr.recv_timeout(Duration::from_millis(20));
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "closed before drain_delay"
+    );
+    // The open connection still flows, and passthru exits once it ends.
+    open.write_all(b"still here").unwrap();
+    let mut echo = [0u8; 10];
+    open.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"still here");
+    drop(open);
+    let stop = std::time::Instant::now();
+    assert_eq!(proc.wait_exit(), 0);
+    assert!(
+        stop.elapsed() < Duration::from_secs(5),
+        "must not wait for drain_timeout when nothing is open"
+    );
+}
+
+#[test]
+fn a_stuck_connection_is_cut_at_drain_delay_plus_drain_timeout() {
+    let backend = echo_server();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &drain_config(backend, "300ms", "700ms"));
+    let proc = Running::start(&path, &[]);
+    let addr = proc.listening_addr();
+    let _stuck = routed(addr);
+    let started = std::time::Instant::now();
+    proc.signal("-INT");
+    Running::wait_line(&proc.stderr, "drain timeout line", |l| {
+        l.contains("drain timeout reached")
+    });
+    assert_eq!(proc.wait_exit(), 0);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1000),
+        "exited after {took:?}, before drain_delay + drain_timeout"
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "exited after {took:?}: far later than drain_delay + drain_timeout"
+    );
 }

@@ -20,12 +20,17 @@ pub struct ProxyUnderTest {
     routes: Vec<String>,
     backends: Vec<String>,
     default: Option<String>,
+    admin: bool,
 }
 
 /// A running proxy.
 pub struct RunningProxy {
     /// The listener's bound address.
     pub addr: SocketAddr,
+    /// The admin endpoint's address, with [`ProxyUnderTest::admin`].
+    pub admin_addr: Option<SocketAddr>,
+    /// The server's metrics.
+    pub metrics: std::sync::Arc<passthru::metrics::Metrics>,
     records: mpsc::UnboundedReceiver<AccessRecord>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -46,6 +51,12 @@ impl ProxyUnderTest {
     /// Add a `key = value` line to the listener table.
     pub fn listener_option(mut self, line: &str) -> ProxyUnderTest {
         self.listener.push(line.to_string());
+        self
+    }
+
+    /// An `[admin]` endpoint on 127.0.0.1:0.
+    pub fn admin(mut self) -> ProxyUnderTest {
+        self.admin = true;
         self
     }
 
@@ -112,6 +123,9 @@ impl ProxyUnderTest {
         for b in &self.backends {
             t.push_str(b);
         }
+        if self.admin {
+            t.push_str("[admin]\nbind = \"127.0.0.1:0\"\n");
+        }
         t
     }
 
@@ -122,14 +136,18 @@ impl ProxyUnderTest {
             Config::from_toml(&text, "test.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
         let (log, records) = AccessLog::channel();
         let mut server = Server::bind(&config, log).expect("bind");
-        server.set_drain_timeout(Duration::from_secs(2));
+        server.set_drain(Duration::ZERO, Duration::from_secs(2));
         let addr = server.local_addrs()[0].1;
+        let admin_addr = server.admin_addr();
+        let metrics = server.metrics();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
         }));
         RunningProxy {
             addr,
+            admin_addr,
+            metrics,
             records,
             shutdown: Some(tx),
             task: Some(task),

@@ -5,9 +5,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
 use std::path::Path;
 
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 
-use super::{Identity, LabError, LabPki};
+use super::{Identity, LabEntry, LabError, LabPki, LabReport};
+use crate::clock::rfc3339;
 use crate::fingerprint;
 
 /// The files [`LabPki::write_to`] writes for `identity`:
@@ -31,6 +32,29 @@ pub(super) fn files(identity: &Identity) -> Vec<(String, &str, bool)> {
         true,
     ));
     files
+}
+
+/// What `pki.write_to(dir, _)` wrote, per identity.
+pub(super) fn report(pki: &LabPki, dir: &Path) -> LabReport {
+    LabReport {
+        dir: dir.display().to_string(),
+        now: rfc3339(pki.now),
+        identities: pki
+            .identities()
+            .into_iter()
+            .map(|identity| LabEntry {
+                name: identity.name.clone(),
+                purpose: identity.purpose.clone(),
+                sha1: identity.sha1_hex(),
+                sha256: identity.sha256_hex(),
+                files: files(identity)
+                    .into_iter()
+                    .map(|(name, _, _)| dir.join(name).display().to_string())
+                    .collect(),
+            })
+            .collect(),
+        readme: dir.join(README).display().to_string(),
+    }
 }
 
 /// The README.txt text for `pki`: what the lab is, then one block per identity.
@@ -88,20 +112,6 @@ fn describe(identity: &Identity) -> String {
         out.push_str(&format!("  {file_name:<28} {what}\n"));
     }
     out
-}
-
-/// `t` as "2025-06-01T12:00:00Z".
-fn rfc3339(t: OffsetDateTime) -> String {
-    let t = t.to_offset(UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }
 
 /// Creates `dir` if missing; refuses a non-empty one unless `force`.

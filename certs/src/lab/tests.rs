@@ -1,3 +1,6 @@
+//! Tests of the lab PKI: names, serials, SANs, EKUs, validity windows,
+//! what rustls's verifiers say about each identity, and the files on disk.
+
 use std::collections::HashSet;
 use std::fs;
 use std::sync::Arc;

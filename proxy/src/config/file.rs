@@ -17,8 +17,7 @@ pub(crate) struct FileConfig {
     pub(crate) default: Option<FileDefault>,
     #[serde(default)]
     pub(crate) backend: Vec<FileBackend>,
-    /// Implemented by a later version; refused unless absent.
-    pub(crate) admin: Option<toml::Value>,
+    pub(crate) admin: Option<FileAdmin>,
     /// Implemented by a later version; refused unless absent.
     pub(crate) tuning: Option<toml::Value>,
 }
@@ -79,5 +78,28 @@ pub(crate) struct FileBackend {
     // Keys of later versions (see FileListener).
     pub(crate) send_proxy_protocol: Option<String>,
     pub(crate) via: Option<String>,
-    pub(crate) health_check: Option<toml::Value>,
+    pub(crate) health_check: Option<FileHealthCheck>,
+}
+
+/// The `[admin]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileAdmin {
+    pub(crate) bind: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) drain_delay: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) drain_timeout: Option<Duration>,
+}
+
+/// A backend's `health_check = { … }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileHealthCheck {
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) rise: Option<i64>,
+    pub(crate) fall: Option<i64>,
 }

@@ -149,11 +149,6 @@ fn later_keys_are_refused_unless_off() {
             "",
             "listener[0].observe_handshake",
         ),
-        (
-            "",
-            "health_check = { interval = \"5s\" }",
-            "backend[0].health_check",
-        ),
     ] {
         let e = err(&with(listener, backend));
         assert!(
@@ -165,8 +160,6 @@ fn later_keys_are_refused_unless_off() {
             "{e}"
         );
     }
-    let e = err(&format!("{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\n"));
-    assert_eq!(e.key(), Some("[admin]"));
     let e = err(&format!("{MINIMAL}\n[tuning]\nforwarding = \"splice\"\n"));
     assert_eq!(e.key(), Some("[tuning]"));
 }
@@ -401,4 +394,44 @@ fn proxy_protocol_keys() {
     assert_eq!(e.key(), Some("listener[0].trusted_proxies"));
     let e = err(&with("", "send_proxy_protocol = \"yes\""));
     assert_eq!(e.key(), Some("backend[0].send_proxy_protocol"));
+}
+
+#[test]
+fn admin_and_health_check() {
+    let c = parse(&format!(
+        "{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\ndrain_delay = \"2s\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.admin.bind, Some("127.0.0.1:9901".parse().unwrap()));
+    assert_eq!(c.admin.drain_delay, Duration::from_secs(2));
+    assert_eq!(c.admin.drain_timeout, Duration::from_secs(30));
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!((c.admin.bind, c.admin.drain_delay), (None, Duration::ZERO));
+    let e = err(&format!("{MINIMAL}\n[admin]\nbind = \"localhost:1\"\n"));
+    assert_eq!(e.key(), Some("admin.bind"));
+    let e = err(&format!("{MINIMAL}\n[admin]\nbind = \"127.0.0.1:8443\"\n"));
+    assert_eq!(e.key(), Some("admin.bind"));
+    let e = err(&format!("{MINIMAL}\n[admin]\nport = 1\n"));
+    assert!(e.to_string().contains("port"), "{e}");
+
+    let c = parse(&with(
+        "",
+        "health_check = { interval = \"2s\", timeout = \"500ms\", rise = 1, fall = 2 }",
+    ))
+    .unwrap();
+    let h = c.backends[0].health_check.unwrap();
+    assert_eq!(
+        (h.interval, h.timeout, h.rise, h.fall),
+        (Duration::from_secs(2), Duration::from_millis(500), 1, 2)
+    );
+    let c = parse(&with("", "health_check = {}")).unwrap();
+    let h = c.backends[0].health_check.unwrap();
+    assert_eq!(
+        (h.interval, h.timeout, h.rise, h.fall),
+        (Duration::from_secs(5), Duration::from_secs(1), 2, 3)
+    );
+    let e = err(&with("", "health_check = { fall = 0 }"));
+    assert_eq!(e.key(), Some("backend[0].health_check.fall"));
+    let e = err(&with("", "health_check = { interval = \"0s\" }"));
+    assert_eq!(e.key(), Some("backend[0].health_check.interval"));
 }

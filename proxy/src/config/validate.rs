@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::file::{FileBackend, FileConfig, FileListener, FileRoute};
+use super::file::{FileAdmin, FileBackend, FileConfig, FileListener, FileRoute};
 use super::{
-    BackendConfig, Balance, Config, ExpectProxy, ListenerConfig, RouteConfig, SendProxy, ServerAddr,
+    AdminConfig, BackendConfig, Balance, Config, ExpectProxy, HealthCheck, ListenerConfig,
+    RouteConfig, SendProxy, ServerAddr,
 };
 use crate::connect_hop::ViaUrl;
 use crate::route::ServerNamePattern;
@@ -189,9 +190,6 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn config(&self, file: &FileConfig) -> Result<Config, ConfigError> {
-        if let Some(v) = &file.admin {
-            self.not_supported("[admin]", v, "no [admin] table")?;
-        }
         if let Some(v) = &file.tuning {
             self.not_supported("[tuning]", v, "no [tuning] table")?;
         }
@@ -294,13 +292,76 @@ impl Validator<'_> {
                 "; without either, every connection would be refused",
             ));
         }
+        let admin = self.admin(file.admin.as_ref(), &listeners)?;
         Ok(Config {
             origin: self.origin.to_string(),
             listeners,
             routes,
             default_backend,
             backends,
+            admin,
             warnings,
+        })
+    }
+
+    fn admin(
+        &self,
+        admin: Option<&FileAdmin>,
+        listeners: &[ListenerConfig],
+    ) -> Result<AdminConfig, ConfigError> {
+        let Some(a) = admin else {
+            // No admin endpoint: no balancer can be told to move away first,
+            // so there is no point in a drain delay.
+            return Ok(AdminConfig {
+                bind: None,
+                drain_delay: Duration::ZERO,
+                drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            });
+        };
+        let bind = match &a.bind {
+            None => None,
+            Some(text) => {
+                let addr: SocketAddr = text.parse().map_err(|_| {
+                    self.invalid(
+                        "admin.bind".to_string(),
+                        &quote(text),
+                        "an IP address and port such as \"127.0.0.1:9901\"",
+                    )
+                })?;
+                if let Some((j, _)) = listeners
+                    .iter()
+                    .enumerate()
+                    .find(|(_, l)| l.bind == addr && addr.port() != 0)
+                {
+                    return Err(self.duplicate(
+                        "admin.bind".to_string(),
+                        text,
+                        format!("listener[{j}].bind"),
+                    ));
+                }
+                Some(addr)
+            }
+        };
+        let drain_delay = a.drain_delay.unwrap_or(DEFAULT_DRAIN_DELAY);
+        if drain_delay > MAX_TIMEOUT {
+            return Err(self.invalid(
+                "admin.drain_delay".to_string(),
+                &quote(&humantime::format_duration(drain_delay).to_string()),
+                "a duration of at most 1 day",
+            ));
+        }
+        let drain_timeout = a.drain_timeout.unwrap_or(DEFAULT_DRAIN_TIMEOUT);
+        if drain_timeout > MAX_TIMEOUT {
+            return Err(self.invalid(
+                "admin.drain_timeout".to_string(),
+                &quote(&humantime::format_duration(drain_timeout).to_string()),
+                "a duration of at most 1 day",
+            ));
+        }
+        Ok(AdminConfig {
+            bind,
+            drain_delay,
+            drain_timeout,
         })
     }
 
@@ -517,9 +578,23 @@ impl Validator<'_> {
                 )
             })?),
         };
-        if let Some(v) = &b.health_check {
-            self.not_supported(&key("health_check"), v, "no health_check key")?;
-        }
+        let health_check = match &b.health_check {
+            None => None,
+            Some(h) => {
+                let interval = h.interval.unwrap_or(DEFAULT_HEALTH_INTERVAL);
+                self.positive(&key("health_check.interval"), interval)?;
+                let timeout = h.timeout.unwrap_or(DEFAULT_HEALTH_TIMEOUT);
+                self.positive(&key("health_check.timeout"), timeout)?;
+                let rise = self.bounded(&key("health_check.rise"), h.rise, 2, 1..=100)?;
+                let fall = self.bounded(&key("health_check.fall"), h.fall, 3, 1..=100)?;
+                Some(HealthCheck {
+                    interval,
+                    timeout,
+                    rise: rise as u32,
+                    fall: fall as u32,
+                })
+            }
+        };
         let send_proxy_protocol = match b.send_proxy_protocol.as_deref() {
             None | Some("off") => SendProxy::Off,
             Some("v1") => SendProxy::V1,
@@ -548,6 +623,7 @@ impl Validator<'_> {
             tcp_keepalive: keepalive(b.tcp_keepalive),
             via,
             send_proxy_protocol,
+            health_check,
         })
     }
 
@@ -708,3 +784,7 @@ const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
+const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);

@@ -4,6 +4,7 @@
 // Tests unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod clienthello;
 mod connect_front;
 mod connect_hop;
