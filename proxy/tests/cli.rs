@@ -583,3 +583,22 @@ fn a_stuck_connection_is_cut_at_drain_delay_plus_drain_timeout() {
         "exited after {took:?}: far later than drain_delay + drain_timeout"
     );
 }
+
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/passthru.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    assert!(text.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+    assert!(text.contains("KillSignal=SIGTERM"));
+    let Ok(status) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("systemd-analyze is not installed here: the unit was only checked for its key lines");
+        return;
+    };
+    assert!(status.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("passthru.service");
+    std::fs::write(&local, text.replace("/usr/local/bin/passthru", BIN)).unwrap();
+    let out = Command::new("systemd-analyze").arg("verify").arg(&local).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
+}
