@@ -86,6 +86,10 @@ pub struct ListenerConfig {
     pub max_client_hello: usize,
     /// Connections open at once on this listener; beyond it new ones are refused.
     pub max_connections: usize,
+    /// Connections accepted but not yet routed (PROXY header and ClientHello
+    /// phase); beyond it new ones are refused, so that stalled clients cannot
+    /// starve routed ones.
+    pub max_pending: usize,
     /// Idle time before TCP keepalive probes on the client side; `None` disables.
     pub tcp_keepalive: Option<Duration>,
     /// Also accept HTTP CONNECT from agents that use passthru as their proxy.

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -54,21 +55,41 @@ impl Outcome {
     }
 }
 
-/// Serve one accepted connection and log it.
+/// What a connection needs from its listener and server.
+#[derive(Debug)]
+pub struct ConnContext {
+    /// The listener it arrived on.
+    pub listener: Arc<ListenerState>,
+    /// Routes and backends, as of its accept.
+    pub routing: Arc<Routing>,
+    /// Where its access record goes.
+    pub log: AccessLog,
+    /// Counters it moves.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when open connections must end (drain timeout).
+    pub stop: CancellationToken,
+}
+
+/// Serve one accepted connection and log it. `pending` is the listener's
+/// `max_pending` slot, returned once the connection is routed.
 pub async fn serve(
     stream: TcpStream,
-    listener: Arc<ListenerState>,
-    routing: Arc<Routing>,
     mut record: AccessRecord,
-    log: AccessLog,
-    metrics: Arc<Metrics>,
-    stop: CancellationToken,
+    pending: OwnedSemaphorePermit,
+    ctx: ConnContext,
 ) {
+    let ConnContext {
+        listener,
+        routing,
+        log,
+        metrics,
+        stop,
+    } = ctx;
     let started = Instant::now();
     let name = &listener.config.name;
     metrics.connection_opened(name);
     let outcome = tokio::select! {
-        outcome = pipeline(&stream, &listener, &routing, &mut record, &metrics, &stop) => outcome,
+        outcome = pipeline(&stream, &listener, &routing, &mut record, &metrics, pending, &stop) => outcome,
         () = stop.cancelled() => Outcome::Stopped,
     };
     record.outcome = outcome.as_str();
@@ -96,6 +117,7 @@ async fn pipeline(
     routing: &Routing,
     record: &mut AccessRecord,
     metrics: &Metrics,
+    pending: OwnedSemaphorePermit,
     stop: &CancellationToken,
 ) -> Outcome {
     let cfg = &listener.config;
@@ -196,6 +218,8 @@ async fn pipeline(
         return Outcome::Refused(Refusal::NoRoute);
     };
     record.backend = Some(backend.config.name.clone());
+    // Routed: no longer pending.
+    drop(pending);
     record.via = backend.config.via.as_ref().map(|v| v.proxy.to_string());
 
     let proxy_header = match (backend.config.send_proxy_protocol, client.local_addr()) {

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::access_log::{AccessLog, AccessRecord};
-use crate::conn::{self, Outcome};
+use crate::conn::{self, ConnContext, Outcome};
 use crate::connect::set_options;
 use crate::metrics::Metrics;
 use crate::refusal::Refusal;
@@ -37,6 +37,8 @@ pub(crate) async fn accept_loop(
     state: Arc<ListenerState>,
     ctx: AcceptContext,
 ) {
+    let mut last_warning: Option<tokio::time::Instant> = None;
+    let mut failures: u64 = 0;
     loop {
         let accepted = tokio::select! {
             accepted = socket.accept() => accepted,
@@ -46,8 +48,15 @@ pub(crate) async fn accept_loop(
             Ok(pair) => pair,
             Err(error) if is_connection_error(&error) => continue,
             Err(error) => {
-                // EMFILE, ENFILE, ENOBUFS…: back off instead of spinning.
-                warn!(listener = %state.config.name, %error, "accept failed; pausing accepts briefly");
+                // EMFILE, ENFILE, ENOBUFS…: back off instead of spinning, and
+                // log once per interval, not once per attempt.
+                failures += 1;
+                let now = tokio::time::Instant::now();
+                if last_warning.is_none_or(|at| now.duration_since(at) >= ACCEPT_WARN_INTERVAL) {
+                    warn!(listener = %state.config.name, %error, failures, "accept failed; pausing accepts briefly (out of file descriptors?)");
+                    last_warning = Some(now);
+                    failures = 0;
+                }
                 tokio::select! {
                     () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
                     () = ctx.stop_accepting.cancelled() => break,
@@ -55,28 +64,39 @@ pub(crate) async fn accept_loop(
             }
         };
         let record = AccessRecord::new(&state.config.name, peer);
-        let Ok(permit) = Arc::clone(&state.permits).try_acquire_owned() else {
-            debug!(listener = %state.config.name, %peer, "max_connections reached; refusing");
-            let mut record = record;
-            let outcome = Outcome::Refused(Refusal::MaxConnections).as_str();
-            record.outcome = outcome;
-            ctx.metrics.refused(&state.config.name, outcome);
-            ctx.metrics
-                .connection_finished(&state.config.name, "", "", outcome);
-            ctx.log.write(record);
-            continue;
+        let permits = Arc::clone(&state.permits)
+            .try_acquire_owned()
+            .map_err(|_| Refusal::MaxConnections)
+            .and_then(|p| {
+                Ok((
+                    p,
+                    Arc::clone(&state.pending)
+                        .try_acquire_owned()
+                        .map_err(|_| Refusal::MaxPending)?,
+                ))
+            });
+        let (permit, pending) = match permits {
+            Ok(pair) => pair,
+            Err(refusal) => {
+                debug!(listener = %state.config.name, %peer, reason = refusal.as_str(), "limit reached; refusing at accept");
+                refuse_at_accept(&ctx, &state.config.name, record, refusal);
+                continue;
+            }
         };
         set_options(&stream, state.config.tcp_keepalive);
         let routing = Arc::clone(&ctx.routing.borrow());
         let span = info_span!("conn", listener = %state.config.name, peer.addr = %peer);
         let task = conn::serve(
             stream,
-            Arc::clone(&state),
-            routing,
             record,
-            ctx.log.clone(),
-            Arc::clone(&ctx.metrics),
-            ctx.stop_connections.clone(),
+            pending,
+            ConnContext {
+                listener: Arc::clone(&state),
+                routing,
+                log: ctx.log.clone(),
+                metrics: Arc::clone(&ctx.metrics),
+                stop: ctx.stop_connections.clone(),
+            },
         );
         ctx.tracker.spawn(
             async move {
@@ -86,6 +106,21 @@ pub(crate) async fn accept_loop(
             .instrument(span),
         );
     }
+}
+
+/// Close a connection at accept (the socket drops with `record`'s caller),
+/// counting and logging it.
+fn refuse_at_accept(
+    ctx: &AcceptContext,
+    listener: &str,
+    mut record: AccessRecord,
+    refusal: Refusal,
+) {
+    let outcome = Outcome::Refused(refusal).as_str();
+    record.outcome = outcome;
+    ctx.metrics.refused(listener, outcome);
+    ctx.metrics.connection_finished(listener, "", "", outcome);
+    ctx.log.write(record);
 }
 
 /// Errors that concern one connection only, not the listener.
@@ -99,3 +134,4 @@ fn is_connection_error(e: &io::Error) -> bool {
 }
 
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+const ACCEPT_WARN_INTERVAL: Duration = Duration::from_secs(10);

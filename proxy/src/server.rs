@@ -33,6 +33,8 @@ pub struct ListenerState {
     pub config: ListenerConfig,
     /// One permit per allowed open connection (`max_connections`).
     pub permits: Arc<Semaphore>,
+    /// One permit per connection not yet routed (`max_pending`).
+    pub pending: Arc<Semaphore>,
 }
 
 /// Routes and backends: what a reload replaces. Each connection takes the
@@ -104,6 +106,7 @@ impl Server {
             })?;
             let state = ListenerState {
                 permits: Arc::new(Semaphore::new(l.max_connections)),
+                pending: Arc::new(Semaphore::new(l.max_pending)),
                 config: l.clone(),
             };
             listeners.push((Arc::new(state), socket));

@@ -591,14 +591,23 @@ fn the_systemd_unit_verifies() {
     assert!(text.contains("ExecReload=/bin/kill -HUP $MAINPID"));
     assert!(text.contains("KillSignal=SIGTERM"));
     let Ok(status) = Command::new("systemd-analyze").arg("--version").output() else {
-        eprintln!("systemd-analyze is not installed here: the unit was only checked for its key lines");
+        eprintln!(
+            "systemd-analyze is not installed here: the unit was only checked for its key lines"
+        );
         return;
     };
     assert!(status.status.success());
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("passthru.service");
     std::fs::write(&local, text.replace("/usr/local/bin/passthru", BIN)).unwrap();
-    let out = Command::new("systemd-analyze").arg("verify").arg(&local).output().unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&local)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
 }

@@ -38,7 +38,7 @@ pub(crate) struct FileListener {
     // accept their "off" value and refuse anything else by name.
     pub(crate) proxy_protocol: Option<String>,
     pub(crate) trusted_proxies: Option<Vec<String>>,
-    pub(crate) max_pending: Option<toml::Value>,
+    pub(crate) max_pending: Option<i64>,
     pub(crate) front_idle_timeout: Option<toml::Value>,
     pub(crate) observe_handshake: Option<toml::Value>,
     pub(crate) accept_connect: Option<bool>,

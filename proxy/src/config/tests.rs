@@ -53,6 +53,7 @@ fn defaults_apply() {
     assert_eq!(l.client_hello_timeout, Duration::from_secs(10));
     assert_eq!(l.max_client_hello, 16384);
     assert_eq!(l.max_connections, 100_000);
+    assert_eq!(l.max_pending, 10_000);
     assert_eq!(l.tcp_keepalive, Some(Duration::from_secs(60)));
     let b = &c.backends[0];
     assert_eq!(b.balance, Balance::RoundRobin);
@@ -138,7 +139,6 @@ fn later_keys_are_refused_unless_off() {
         .is_ok()
     );
     for (listener, backend, key) in [
-        ("max_pending = 10", "", "listener[0].max_pending"),
         (
             "front_idle_timeout = \"300s\"",
             "",

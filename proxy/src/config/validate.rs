@@ -389,9 +389,6 @@ impl Validator<'_> {
             Some(n) => n.clone(),
             None => bind.to_string(),
         };
-        if let Some(v) = &l.max_pending {
-            self.not_supported(&key("max_pending"), v, "no max_pending key")?;
-        }
         if let Some(v) = &l.front_idle_timeout {
             self.not_supported(&key("front_idle_timeout"), v, "no front_idle_timeout key")?;
         }
@@ -453,6 +450,12 @@ impl Validator<'_> {
             DEFAULT_MAX_CLIENT_HELLO,
             MIN_CLIENT_HELLO..=MAX_CLIENT_HELLO,
         )?;
+        let max_pending = self.bounded(
+            &key("max_pending"),
+            l.max_pending,
+            DEFAULT_MAX_PENDING,
+            1..=MAX_CONNECTIONS,
+        )?;
         let max_connections = self.bounded(
             &key("max_connections"),
             l.max_connections,
@@ -467,6 +470,7 @@ impl Validator<'_> {
             max_connections,
             tcp_keepalive: keepalive(l.tcp_keepalive),
             accept_connect: l.accept_connect.unwrap_or(false),
+            max_pending,
             proxy_protocol,
             trusted_proxies,
         })
@@ -779,6 +783,7 @@ const DEFAULT_MAX_CLIENT_HELLO: usize = 16384;
 const MIN_CLIENT_HELLO: usize = 512;
 const MAX_CLIENT_HELLO: usize = 262_144;
 const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+const DEFAULT_MAX_PENDING: usize = 10_000;
 const MAX_CONNECTIONS: usize = 10_000_000;
 const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);

@@ -290,3 +290,24 @@ async fn tinyproxy_refusals_reach_the_log_and_the_client_gets_an_alert() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_open_tinyproxy_tunnels_without_credentials() {
+    let mut raw = RawBackend::spawn("through-open-proxy").await;
+    let tiny = Tinyproxy::start(raw.addr.port(), None).await;
+    let mut proxy = ProxyUnderTest::new()
+        .route(&["gw.example.com"], "gw")
+        .backend_with(
+            "gw",
+            &[raw.addr.to_string()],
+            &[&format!("via = \"http://{}\"", tiny.addr)],
+        )
+        .spawn()
+        .await;
+    let hello = client_hello(Some("gw.example.com"), &[]);
+    let (name, mut conn) = crate::hello_then_line(proxy.addr, &hello).await;
+    assert_eq!(name, "through-open-proxy");
+    conn.get_mut().shutdown().await.unwrap();
+    assert_eq!(raw.next_conn().await.received, hello);
+    assert_eq!(proxy.next_record().await.via, Some(tiny.addr.to_string()));
+}

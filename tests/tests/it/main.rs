@@ -10,6 +10,7 @@ mod connect_front;
 mod connect_hop;
 mod forwarding;
 mod interop;
+mod limits;
 mod offload;
 mod proxy_protocol;
 mod routing;

@@ -165,6 +165,11 @@ async fn connections_beyond_max_connections_are_closed_at_accept() {
         Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
     }
     assert_eq!(proxy.next_record().await.outcome, "max_connections");
+    let metrics = proxy.metrics.encode();
+    assert!(
+        metrics.contains("passthru_refused_total{listener=\"test\",reason=\"max_connections\"} 1"),
+        "{metrics}"
+    );
     // Once the first one ends, its permit is free again.
     first.get_mut().shutdown().await.unwrap();
     let _ = gw.next_conn().await;
