@@ -44,6 +44,13 @@ pub(crate) enum Command {
         /// The TOML configuration file.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Also say which route, backend, servers, `via` hop and PROXY header
+        /// a connection with this SNI would get, and why.
+        #[arg(long, value_name = "NAME")]
+        explain: Option<String>,
+        /// With --explain: an ALPN protocol the client offers (repeatable).
+        #[arg(long, value_name = "PROTO", requires = "explain")]
+        alpn: Vec<String>,
     },
 }
 

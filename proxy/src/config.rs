@@ -98,6 +98,9 @@ pub struct ListenerConfig {
     pub proxy_protocol: ExpectProxy,
     /// Peers allowed to send that header.
     pub trusted_proxies: TrustedProxies,
+    /// Idle timeout of the balancer in front, if known: `check` warns about
+    /// keepalive and idle timeouts that exceed it.
+    pub front_idle_timeout: Option<Duration>,
 }
 
 /// `proxy_protocol`: which PROXY header a listener expects.

@@ -23,10 +23,12 @@
 //! - `front` (private): reading the ClientHello, inbound CONNECT, passthru's own replies.
 //! - `upstream` (private): reaching a server, directly or through the `via` hop.
 //! - [`conn`]: the per-connection pipeline; the only place that sequences the above.
+//! - [`explain`]: `check --explain NAME`: the route a name gets, and why.
 //! - [`drain`]: the lifecycle phase the admin endpoint reports.
 //! - [`listener`]: the accept loop.
 //! - [`server`]: binds every listener, runs them, shuts down.
 //! - [`admin`]: the admin HTTP endpoint: /healthz, /readyz, /metrics.
+//! - [`observe`]: follows a TLS handshake in clear without altering a byte. No I/O.
 //! - [`metrics`]: Prometheus metric families, names as in the spec.
 //! - [`access_log`]: one line per finished connection, text or JSON.
 //! - [`logging`]: diagnostics subscriber (stderr, `RUST_LOG`).
@@ -45,12 +47,14 @@ pub mod conn;
 pub mod connect;
 pub mod connect_hop;
 pub mod drain;
+pub mod explain;
 pub mod forward;
 mod front;
 pub mod health;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
+pub mod observe;
 pub mod proxy_protocol;
 pub mod refusal;
 pub mod route;

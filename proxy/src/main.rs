@@ -15,18 +15,25 @@ use crate::cli::{Cli, Command, Format};
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { config } => check(&config),
+        Command::Check {
+            config,
+            explain,
+            alpn,
+        } => check(&config, explain.as_deref(), &alpn),
         Command::Run { config, log_format } => run(config, log_format),
     }
 }
 
-fn check(path: &Path) -> ExitCode {
+fn check(path: &Path, explain: Option<&str>, alpn: &[String]) -> ExitCode {
     match Config::from_file(path) {
         Ok(config) => {
             for warning in &config.warnings {
                 eprintln!("passthru: warning: {warning}");
             }
             println!("{}", config.summary());
+            if let Some(name) = explain {
+                print!("{}", passthru::explain::explain(&config, name, alpn));
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -611,3 +611,54 @@ fn the_systemd_unit_verifies() {
         "systemd-analyze verify: {stderr}"
     );
 }
+
+#[test]
+fn check_explain_says_where_a_name_goes_and_why() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/passthru.toml");
+    let explain = |name: &str, alpn: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--config",
+            example.to_str().unwrap(),
+            "--explain",
+            name,
+        ];
+        for a in alpn {
+            args.extend(["--alpn", a]);
+        }
+        let out = passthru(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = explain("gw.example.com", &[]);
+    assert!(out.contains("route[0], exact name gw.example.com"), "{out}");
+    assert!(
+        out.contains("backend:  gateway (least_conn, 2 servers: 10.0.1.10:443, 10.0.1.11:443)"),
+        "{out}"
+    );
+    let out = explain("a1.agents.example.com", &[]);
+    assert!(out.contains("wildcard *.agents.example.com"), "{out}");
+    let out = explain("console.example.com", &["http/1.1"]);
+    assert!(
+        out.contains("skipped route[2] (console.example.com): it requires ALPN h2"),
+        "{out}"
+    );
+    assert!(out.contains("[default]: no route matches"), "{out}");
+    let out = explain("console.example.com", &["h2"]);
+    assert!(
+        out.contains("route[2], exact name console.example.com"),
+        "{out}"
+    );
+    assert_eq!(
+        passthru(&["check", "--config", "x", "--alpn", "h2"])
+            .status
+            .code(),
+        Some(2),
+        "--alpn needs --explain"
+    );
+}

@@ -39,7 +39,8 @@ pub(crate) struct FileListener {
     pub(crate) proxy_protocol: Option<String>,
     pub(crate) trusted_proxies: Option<Vec<String>>,
     pub(crate) max_pending: Option<i64>,
-    pub(crate) front_idle_timeout: Option<toml::Value>,
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) front_idle_timeout: Option<Duration>,
     pub(crate) observe_handshake: Option<toml::Value>,
     pub(crate) accept_connect: Option<bool>,
 }

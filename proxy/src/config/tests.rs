@@ -138,28 +138,15 @@ fn later_keys_are_refused_unless_off() {
         ))
         .is_ok()
     );
-    for (listener, backend, key) in [
-        (
-            "front_idle_timeout = \"300s\"",
-            "",
-            "listener[0].front_idle_timeout",
-        ),
-        (
-            "observe_handshake = true",
-            "",
-            "listener[0].observe_handshake",
-        ),
-    ] {
-        let e = err(&with(listener, backend));
-        assert!(
-            matches!(&e, ConfigError::NotSupported { key: k, .. } if k == key),
-            "{e:?}"
-        );
-        assert!(
-            e.to_string().contains("not supported by this version"),
-            "{e}"
-        );
-    }
+    let e = err(&with("observe_handshake = true", ""));
+    assert!(
+        matches!(&e, ConfigError::NotSupported { key, .. } if key == "listener[0].observe_handshake"),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("not supported by this version"),
+        "{e}"
+    );
     let e = err(&format!("{MINIMAL}\n[tuning]\nforwarding = \"splice\"\n"));
     assert_eq!(e.key(), Some("[tuning]"));
 }
@@ -434,4 +421,44 @@ fn admin_and_health_check() {
     assert_eq!(e.key(), Some("backend[0].health_check.fall"));
     let e = err(&with("", "health_check = { interval = \"0s\" }"));
     assert_eq!(e.key(), Some("backend[0].health_check.interval"));
+}
+
+#[test]
+fn front_idle_timeout_warnings() {
+    let c = parse(&with("front_idle_timeout = \"300s\"", "")).unwrap();
+    assert_eq!(
+        c.listeners[0].front_idle_timeout,
+        Some(Duration::from_secs(300))
+    );
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].contains(
+            "backend[0].idle_timeout = \"1h\" is above listener[0].front_idle_timeout = \"5m\""
+        ),
+        "{:?}",
+        c.warnings
+    );
+    let c = parse(&with(
+        "front_idle_timeout = \"60s\"",
+        "idle_timeout = \"0s\"",
+    ))
+    .unwrap();
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w
+                .contains("listener[0].tcp_keepalive = \"1m\" is not below front_idle_timeout"))
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("backend[0].tcp_keepalive"))
+    );
+    let c = parse(&with(
+        "front_idle_timeout = \"300s\"",
+        "idle_timeout = \"240s\"",
+    ))
+    .unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }

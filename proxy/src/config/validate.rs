@@ -293,6 +293,7 @@ impl Validator<'_> {
             ));
         }
         let admin = self.admin(file.admin.as_ref(), &listeners)?;
+        self.front_idle_warnings(&listeners, &backends, &mut warnings);
         Ok(Config {
             origin: self.origin.to_string(),
             listeners,
@@ -302,6 +303,43 @@ impl Validator<'_> {
             admin,
             warnings,
         })
+    }
+
+    /// The balancer in front drops flows idle longer than its timeout:
+    /// keepalive probes must come sooner, and passthru's own idle timeout
+    /// should not be the longer one.
+    fn front_idle_warnings(
+        &self,
+        listeners: &[ListenerConfig],
+        backends: &[BackendConfig],
+        warnings: &mut Vec<String>,
+    ) {
+        let fmt = |d: Duration| humantime::format_duration(d).to_string();
+        for (i, l) in listeners.iter().enumerate() {
+            let Some(front) = l.front_idle_timeout else {
+                continue;
+            };
+            if let Some(ka) = l.tcp_keepalive.filter(|ka| *ka >= front) {
+                warnings.push(format!(
+                    "{}: listener[{i}].tcp_keepalive = \"{}\" is not below front_idle_timeout = \"{}\": the balancer may drop idle agent connections before the first probe",
+                    self.origin, fmt(ka), fmt(front)
+                ));
+            }
+            for (j, b) in backends.iter().enumerate() {
+                if let Some(ka) = b.tcp_keepalive.filter(|ka| *ka >= front) {
+                    warnings.push(format!(
+                        "{}: backend[{j}].tcp_keepalive = \"{}\" is not below listener[{i}].front_idle_timeout = \"{}\"",
+                        self.origin, fmt(ka), fmt(front)
+                    ));
+                }
+                if let Some(idle) = b.idle_timeout.filter(|idle| *idle > front) {
+                    warnings.push(format!(
+                        "{}: backend[{j}].idle_timeout = \"{}\" is above listener[{i}].front_idle_timeout = \"{}\": the balancer, not passthru, will cut idle connections",
+                        self.origin, fmt(idle), fmt(front)
+                    ));
+                }
+            }
+        }
     }
 
     fn admin(
@@ -389,9 +427,6 @@ impl Validator<'_> {
             Some(n) => n.clone(),
             None => bind.to_string(),
         };
-        if let Some(v) = &l.front_idle_timeout {
-            self.not_supported(&key("front_idle_timeout"), v, "no front_idle_timeout key")?;
-        }
         self.off_only(
             &key("observe_handshake"),
             l.observe_handshake.as_ref(),
@@ -471,6 +506,7 @@ impl Validator<'_> {
             tcp_keepalive: keepalive(l.tcp_keepalive),
             accept_connect: l.accept_connect.unwrap_or(false),
             max_pending,
+            front_idle_timeout: l.front_idle_timeout,
             proxy_protocol,
             trusted_proxies,
         })
