@@ -38,21 +38,32 @@ pub fn alert_record(client_version: u16, alert: AlertDescription) -> [u8; 7] {
     [0x15, major, minor, 0x00, 0x02, 0x02, alert.code()]
 }
 
-/// Request headers that a TLS-terminating balancer adds.
-pub const OFFLOAD_HEADERS: [&str; 8] = [
+/// Request headers that a TLS-terminating balancer adds (F5, nginx,
+/// HAProxy, Envoy, IIS ARR, AWS/Azure balancers, RFC 9440).
+pub const OFFLOAD_HEADERS: [&str; 16] = [
     "x-forwarded-proto",
     "x-forwarded-ssl",
-    "x-forwarded-port",
+    "x-forwarded-scheme",
+    "front-end-https",
     "x-ssl-client-cert",
+    "x-ssl-client-verify",
+    "x-ssl-client-dn",
+    "x-ssl-client-s-dn",
     "x-client-cert",
+    "x-client-verify",
     "x-forwarded-client-cert",
+    "x-arr-clientcert",
+    "x-arr-ssl",
+    "sslclientcert",
     "client-cert",
     "ssl-client-cert",
 ];
 
 /// The `400 Bad Request` answer to plaintext HTTP. `offload_headers` are
-/// the headers of [`OFFLOAD_HEADERS`] the request carried, as sent.
-pub fn plaintext_http_reply(offload_headers: &[String]) -> Vec<u8> {
+/// the headers of [`OFFLOAD_HEADERS`] the request carried, as sent;
+/// `proxy_ssl_tlv` says the balancer's PROXY v2 header carried the SSL TLV
+/// (it received the connection over TLS).
+pub fn plaintext_http_reply(offload_headers: &[String], proxy_ssl_tlv: bool) -> Vec<u8> {
     let mut body = String::from(
         "This endpoint is TLS passthrough (passthru): it expects a TLS ClientHello, \
          but it received plaintext HTTP.\n\
@@ -65,6 +76,12 @@ pub fn plaintext_http_reply(offload_headers: &[String]) -> Vec<u8> {
         body.push_str("The request carries headers that a TLS-terminating balancer adds: ");
         body.push_str(&offload_headers.join(", "));
         body.push_str(".\n");
+    }
+    if proxy_ssl_tlv {
+        body.push_str(
+            "The balancer's PROXY protocol v2 header carries the SSL TLV: it received this \
+             connection over TLS and terminated it.\n",
+        );
     }
     let mut reply = format!(
         "HTTP/1.1 400 Bad Request\r\n\
@@ -124,6 +141,12 @@ mod tests {
     #[test]
     fn reply_explains_and_names_headers() {
         let head = b"GET / HTTP/1.1\r\nHost: gw\r\nX-Forwarded-Proto: https\r\nX-SSL-Client-Cert: -----\r\n\r\n";
+        let all: String = OFFLOAD_HEADERS
+            .iter()
+            .map(|h| format!("{h}: x\r\n"))
+            .collect();
+        let every = find_offload_headers(format!("GET / HTTP/1.1\r\n{all}\r\n").as_bytes());
+        assert_eq!(every.len(), OFFLOAD_HEADERS.len());
         let found = find_offload_headers(head);
         assert_eq!(
             found,
@@ -132,7 +155,8 @@ mod tests {
                 "X-SSL-Client-Cert".to_string()
             ]
         );
-        let reply = String::from_utf8(plaintext_http_reply(&found)).unwrap();
+        let reply = String::from_utf8(plaintext_http_reply(&found, true)).unwrap();
+        assert!(reply.contains("SSL TLV"));
         assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"));
         assert!(reply.contains("Connection: close\r\n"));
         assert!(reply.contains("TLS passthrough"));

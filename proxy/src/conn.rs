@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::clienthello::ClientHello;
@@ -123,6 +123,7 @@ async fn pipeline(
     let cfg = &listener.config;
     let deadline = Instant::now() + cfg.client_hello_timeout;
     let mut buf = BytesMut::with_capacity(INITIAL_BUFFER);
+    let mut proxy_ssl_tlv = false;
     if cfg.proxy_protocol != ExpectProxy::Off {
         // A PROXY header is a claim anyone can make: only trusted peers may
         // make it, and on this listener every connection must.
@@ -135,6 +136,7 @@ async fn pipeline(
                 if let (true, Some(source)) = (header.proxied, header.source) {
                     record.client = source;
                 }
+                proxy_ssl_tlv = header.tls_terminated;
             }
             Err(HelloError::Refused(refusal)) => return Outcome::Refused(refusal),
             Err(HelloError::Closed | HelloError::ConnectRequest) => return Outcome::ClientClosed,
@@ -181,7 +183,18 @@ async fn pipeline(
         Err(HelloError::Closed | HelloError::ConnectRequest) => return Outcome::ClientClosed,
         Err(HelloError::Refused(refusal)) => {
             if refusal == Refusal::PlaintextHttp {
-                answer_plaintext(client, &mut buf, deadline, cfg.max_client_hello, record).await;
+                let signals = answer_plaintext(
+                    client,
+                    &mut buf,
+                    deadline,
+                    cfg.max_client_hello,
+                    record,
+                    proxy_ssl_tlv,
+                )
+                .await;
+                for signal in &signals {
+                    metrics.offload_signal(&cfg.name, signal);
+                }
             }
             debug!(
                 reason = refusal.as_str(),
@@ -191,6 +204,13 @@ async fn pipeline(
             return Outcome::Refused(refusal);
         }
     };
+    if proxy_ssl_tlv {
+        // TLS again after a hop that terminated TLS: a re-encrypting balancer.
+        // The agent's certificate cannot be in this handshake.
+        warn!(peer = %record.peer, "the PROXY header's SSL TLV says the balancer terminated TLS and re-encrypted: client certificates cannot reach the gateway");
+        record.detail = Some("offload signals: proxy_v2_ssl_tlv".to_string());
+        metrics.offload_signal(&cfg.name, "proxy_v2_ssl_tlv");
+    }
     record.sni.clone_from(&hello.server_name);
     record.alpn.clone_from(&hello.alpn);
     record.tls_version = Some(hello.offered_version_name());

@@ -156,14 +156,16 @@ pub(crate) async fn refuse(client: &TcpStream, hello: &ClientHello, refusal: Ref
 }
 
 /// Plaintext HTTP: read the rest of the request head (bounded), answer
-/// 400 with the explanation, and close.
+/// 400 with the explanation, and close. Returns the offload signals seen
+/// (header names as sent, and `proxy_v2_ssl_tlv`).
 pub(crate) async fn answer_plaintext(
     client: &TcpStream,
     buf: &mut BytesMut,
     deadline: Instant,
     max: usize,
     record: &mut AccessRecord,
-) {
+    proxy_ssl_tlv: bool,
+) -> Vec<String> {
     read_head(
         client,
         buf,
@@ -172,15 +174,17 @@ pub(crate) async fn answer_plaintext(
     )
     .await;
     let headers = find_offload_headers(buf);
-    if !headers.is_empty() {
-        record.detail = Some(format!("offload headers: {}", headers.join(",")));
+    let mut signals = headers.clone();
+    if proxy_ssl_tlv {
+        signals.push("proxy_v2_ssl_tlv".to_string());
     }
-    let _ = timeout(
-        WRITE_TIMEOUT,
-        write_all(client, &plaintext_http_reply(&headers)),
-    )
-    .await;
+    if !signals.is_empty() {
+        record.detail = Some(format!("offload signals: {}", signals.join(",")));
+    }
+    let reply = plaintext_http_reply(&headers, proxy_ssl_tlv);
+    let _ = timeout(WRITE_TIMEOUT, write_all(client, &reply)).await;
     lingering_close(client).await;
+    signals
 }
 
 /// Read until `buf` holds a complete HTTP head, `limit` bytes, or `until`.

@@ -22,6 +22,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::refusal::Refusal;
 
+mod tls;
+
 /// passthru's metrics: one registry holding every family, plus cached
 /// handles to the per-listener series. Shared as `Arc<Metrics>`.
 pub struct Metrics {
@@ -38,6 +40,8 @@ pub struct Metrics {
     finished: RwLock<HashMap<String, Counter>>,
     /// The `(backend, server)` pairs of the current backend set.
     servers: Mutex<HashSet<ServerLabels>>,
+    /// Offload signals and observed handshakes.
+    tls: tls::TlsMetrics,
 }
 
 impl Metrics {
@@ -92,6 +96,7 @@ impl Metrics {
             server_up.clone(),
         );
 
+        let tls = tls::TlsMetrics::register(&mut registry);
         let listeners = listeners
             .iter()
             .map(|name| {
@@ -111,6 +116,7 @@ impl Metrics {
             listeners,
             finished: RwLock::new(HashMap::new()),
             servers: Mutex::new(HashSet::new()),
+            tls,
         };
         metrics.set_backends(backends);
         metrics
@@ -137,6 +143,22 @@ impl Metrics {
             self.server_up.get_or_create(added).set(1);
         }
         *known = wanted;
+    }
+
+    /// A sign that a device in front terminates TLS (an offload header's
+    /// name, or `proxy_v2_ssl_tlv`): `passthru_offload_signals_total` +1.
+    pub fn offload_signal(&self, listener: &str, signal: &str) {
+        self.tls.offload_signal(listener, signal);
+    }
+
+    /// An observed handshake: `passthru_handshakes_total` +1 (`alert` "" when none).
+    pub fn handshake(&self, listener: &str, backend: &str, outcome: &str, alert: &str) {
+        self.tls.handshake(listener, backend, outcome, alert);
+    }
+
+    /// Days left on a client certificate seen in clear, for `backend`.
+    pub fn client_cert_expiry(&self, backend: &str, days: f64) {
+        self.tls.client_cert_expiry(backend, days);
     }
 
     /// A connection was accepted on `listener`: `passthru_active_connections` +1.

@@ -56,6 +56,10 @@ pub struct ProxyHeader {
     /// v2 PP2_TYPE_AUTHORITY (0x02) TLV, if present: the host name the
     /// client asked for (lossy UTF-8, at most [`MAX_AUTHORITY_LEN`] bytes).
     pub authority: Option<String>,
+    /// v2 PP2_TYPE_SSL (0x20) TLV with the PP2_CLIENT_SSL bit: the hop that
+    /// wrote the header received the connection over TLS, i.e. it
+    /// terminated TLS (SSL offloading) before passthru.
+    pub tls_terminated: bool,
     /// Bytes the header occupied at the start of the buffer.
     pub len: usize,
 }

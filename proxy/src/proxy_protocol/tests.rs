@@ -34,6 +34,7 @@ fn proxied(version: Version, source: &str, destination: &str, len: usize) -> Pro
         source: Some(addr(source)),
         destination: Some(addr(destination)),
         authority: None,
+        tls_terminated: false,
         len,
     }
 }
@@ -45,6 +46,7 @@ fn not_proxied(version: Version, len: usize) -> ProxyHeader {
         source: None,
         destination: None,
         authority: None,
+        tls_terminated: false,
         len,
     }
 }
@@ -137,6 +139,7 @@ fn haproxy_v2_crc32c_authority_unique_id_capture() {
     let header = parse(HAPROXY_V2_CRC32C).unwrap();
     let expected = ProxyHeader {
         authority: Some("gw.example.com".to_owned()),
+        tls_terminated: false,
         ..proxied(
             Version::V2,
             "[2001:db8::7]:51234",
@@ -252,6 +255,8 @@ fn v2_every_strict_prefix_is_incomplete() {
             tlv_header.clone(),
             ProxyHeader {
                 authority: Some("gw.example.com".to_owned()),
+                // The 0x20 TLV above has the PP2_CLIENT_SSL bit.
+                tls_terminated: true,
                 ..proxied(
                     Version::V2,
                     "192.0.2.1:40000",
@@ -360,6 +365,7 @@ fn v2_round_trips_with_and_without_authority() {
         let named = encode_v2(addr(source), addr(destination), Some("gw.example.com"));
         let expected = ProxyHeader {
             authority: Some("gw.example.com".to_owned()),
+            tls_terminated: false,
             len: len + 3 + 14,
             ..expected
         };
@@ -793,5 +799,25 @@ fn mutated_headers_keep_the_three_valued_contract() {
     assert!(
         outcomes.iter().all(|&n| n >= 1000),
         "ok/incomplete/invalid: {outcomes:?}"
+    );
+}
+
+#[test]
+fn v2_ssl_tlv_says_the_hop_terminated_tls() {
+    // PP2_TYPE_SSL (0x20): client bit PP2_CLIENT_SSL, verify = 0, no sub-TLVs.
+    let ssl = tlv(0x20, &[0x01, 0, 0, 0, 0]);
+    let header = v2(0x21, 0x11, &tcp4_body(&ssl));
+    assert!(parse(&header).unwrap().tls_terminated);
+    let not_ssl = tlv(0x20, &[0x00, 0, 0, 0, 0]);
+    assert!(
+        !parse(&v2(0x21, 0x11, &tcp4_body(&not_ssl)))
+            .unwrap()
+            .tls_terminated
+    );
+    let short = tlv(0x20, &[]);
+    assert!(
+        !parse(&v2(0x21, 0x11, &tcp4_body(&short)))
+            .unwrap()
+            .tls_terminated
     );
 }

@@ -75,6 +75,7 @@ pub(super) fn parse(buf: &[u8]) -> Result<ProxyHeader, Error> {
                 source,
                 destination,
                 authority: None,
+                tls_terminated: false,
                 len,
             })
         }

@@ -132,6 +132,7 @@ pub(super) fn parse(buf: &[u8]) -> Result<ProxyHeader, Error> {
         authority: tlvs
             .authority
             .map(|name| String::from_utf8_lossy(name).into_owned()),
+        tls_terminated: tlvs.ssl_client,
         len,
     })
 }
@@ -190,6 +191,8 @@ struct Tlvs<'a> {
     authority: Option<&'a [u8]>,
     /// PP2_TYPE_CRC32C: offset of the value within the TLV area, and the value.
     crc32c: Option<(usize, u32)>,
+    /// PP2_TYPE_SSL with the PP2_CLIENT_SSL bit set.
+    ssl_client: bool,
 }
 
 impl<'a> Tlvs<'a> {
@@ -213,6 +216,9 @@ impl<'a> Tlvs<'a> {
                 }
                 TLV_AUTHORITY if tlvs.authority.replace(value).is_some() => {
                     return Err(Invalid::DuplicateTlv(kind));
+                }
+                TLV_SSL => {
+                    tlvs.ssl_client |= value.first().is_some_and(|c| c & PP2_CLIENT_SSL != 0)
                 }
                 TLV_CRC32C => {
                     let sum: [u8; 4] = value.try_into().map_err(|_| Invalid::TlvLength(kind))?;
@@ -299,3 +305,5 @@ const UNIX_DGRAM: u8 = 0x32;
 
 const TLV_AUTHORITY: u8 = 0x02;
 const TLV_CRC32C: u8 = 0x03;
+const TLV_SSL: u8 = 0x20;
+const PP2_CLIENT_SSL: u8 = 0x01;

@@ -115,3 +115,55 @@ async fn a_client_that_closes_without_sending_is_not_a_refusal() {
     let record = proxy.next_record().await;
     assert_eq!(record.outcome, "client_closed");
 }
+
+#[tokio::test]
+async fn every_offload_header_and_the_proxy_ssl_tlv_are_named_and_counted() {
+    let gw = RawBackend::spawn("gw").await;
+    let mut proxy = ProxyUnderTest::new()
+        .listener_option("proxy_protocol = \"v2\"")
+        .listener_option("trusted_proxies = [\"127.0.0.1\"]")
+        .route(&["gw.example.com"], "gw")
+        .backend("gw", &[gw.addr])
+        .spawn()
+        .await;
+    // A v2 header from a balancer that received the connection over TLS:
+    // PP2_TYPE_SSL (0x20) with PP2_CLIENT_SSL, then the plaintext it forwards.
+    let mut header = passthru::proxy_protocol::encode_v2(
+        "192.0.2.7:50000".parse().unwrap(),
+        "192.0.2.1:443".parse().unwrap(),
+        None,
+    );
+    let ssl_tlv = [0x20, 0x00, 0x05, 0x01, 0, 0, 0, 0];
+    let len = u16::from_be_bytes([header[14], header[15]]) + ssl_tlv.len() as u16;
+    header[14..16].copy_from_slice(&len.to_be_bytes());
+    header.extend_from_slice(&ssl_tlv);
+    let mut request = b"GET / HTTP/1.1\r\nHost: gw\r\n".to_vec();
+    for name in passthru::alert::OFFLOAD_HEADERS {
+        request.extend_from_slice(format!("{name}: x\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    let reply =
+        String::from_utf8(send_and_read_to_end(proxy.addr, &[header, request].concat()).await)
+            .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 400 Bad Request"), "{reply}");
+    assert!(reply.contains("SSL TLV"), "{reply}");
+    for name in passthru::alert::OFFLOAD_HEADERS {
+        assert!(reply.contains(name), "{name} not named in {reply}");
+    }
+    let record = proxy.next_record().await;
+    assert_eq!(record.client, "192.0.2.7:50000".parse().unwrap());
+    assert!(record.detail.unwrap().contains("proxy_v2_ssl_tlv"));
+    let metrics = proxy.metrics.encode();
+    assert!(
+        metrics.contains(
+            "passthru_offload_signals_total{listener=\"test\",signal=\"proxy_v2_ssl_tlv\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "passthru_offload_signals_total{listener=\"test\",signal=\"x-forwarded-client-cert\"} 1"
+        ),
+        "{metrics}"
+    );
+}
