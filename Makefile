@@ -2,14 +2,14 @@
 
 CARGO ?= cargo
 # Debian packages the tests, the demo and the benchmarks use.
-DEBIAN_PACKAGES := openssl curl socat haproxy nginx tinyproxy iproute2
+DEBIAN_PACKAGES := openssl curl socat haproxy nginx tinyproxy iproute2 chromium
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: all build test lint fmt demo bench deps clean
 
 all: build
 
-## deps: install missing Debian packages (openssl, curl, socat, haproxy, nginx, tinyproxy, iproute2)
+## deps: install missing Debian packages (openssl, curl, socat, haproxy, nginx, tinyproxy, iproute2, chromium)
 deps:
 	@missing=""; \
 	for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -43,10 +43,11 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## demo: lab PKI, the real passthru in front of a mutual-TLS gateway, an agent through it
+## demo: lab PKI, the real passthru in front of a mutual-TLS gateway; then every lb-sim scenario, table and HTML report
 demo: deps
-	$(CARGO) build -p passthru -p passthru-tests --bins
+	$(CARGO) build -p passthru -p passthru-tests -p lb-sim --bins
 	./target/debug/passthru-demo --passthru ./target/debug/passthru
+	./target/debug/lb-sim --html target/lb-sim-report.html --json target/lb-sim-report.json
 
 ## bench: criterion micro-benchmarks
 bench: deps

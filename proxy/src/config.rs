@@ -25,6 +25,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::connect_hop::ViaUrl;
+use crate::forward::Forwarding;
 use crate::route::ServerNamePattern;
 use crate::trust::TrustedProxies;
 
@@ -45,6 +46,8 @@ pub struct Config {
     pub backends: Vec<BackendConfig>,
     /// `[admin]`: the admin endpoint and the drain sequence.
     pub admin: AdminConfig,
+    /// `[tuning] forwarding`.
+    pub forwarding: Forwarding,
     /// Non-fatal findings (unreachable routes, …) that `check` prints.
     pub warnings: Vec<String>,
 }

@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::clienthello::ClientHello;
 use crate::config::{ExpectProxy, SendProxy};
-use crate::forward::{Counters, End, forward, write_all};
+use crate::forward::{Counters, End, forward_with, write_all};
 use crate::front::{
     ConnectRequest, HelloError, answer_connect_error, answer_connect_ok, answer_plaintext,
     read_client_hello, read_connect, read_proxy_header, refuse,
@@ -271,10 +271,12 @@ async fn pipeline(
         if !upstream.leftover.is_empty() && write_all(client, &upstream.leftover).await.is_err() {
             End::ClientReset
         } else {
-            forward(
+            forward_with(
                 client,
                 &upstream.stream,
                 backend.config.idle_timeout,
+                routing.forwarding,
+                None,
                 &counters,
                 stop,
             )

@@ -1,9 +1,15 @@
 //! The data path: copy bytes both ways between client and server until
 //! both directions are done. Half-close is propagated (a FIN one way does
 //! not cut the other), a reset is propagated as a reset, and `idle_timeout`
-//! means no byte in *either* direction for that long. Buffers are taken
-//! only while a direction has data to move, so an idle connection holds
-//! no copy buffer.
+//! means no byte in *either* direction for that long.
+//!
+//! Each direction copies through a 64 KiB buffer taken only while it has
+//! data to move (an idle connection holds no copy buffer). On Linux, a
+//! direction can instead move bytes with `splice(2)` through a pipe, never
+//! through user space: always (`forwarding = "splice"`), or once it has
+//! carried [`AUTO_SPLICE_AFTER`] bytes (`"auto"`, so that small exchanges
+//! keep the cheaper copy and its two fewer descriptors). While a [`Tap`]
+//! still wants the bytes (handshake observation), a direction copies.
 
 use std::io;
 use std::net::Shutdown;
@@ -14,6 +20,9 @@ use socket2::SockRef;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
+
+#[cfg(target_os = "linux")]
+mod splice;
 
 /// How a forwarded connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +52,18 @@ impl End {
     }
 }
 
+/// `[tuning] forwarding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Forwarding {
+    /// Copy, and switch a direction to splice once it carries bulk data.
+    #[default]
+    Auto,
+    /// Always copy through user space.
+    Copy,
+    /// Splice from the first byte (Linux; copy elsewhere).
+    Splice,
+}
+
 /// Byte counters, readable while the copy runs.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -50,6 +71,16 @@ pub struct Counters {
     pub upstream: AtomicU64,
     /// Server → client.
     pub downstream: AtomicU64,
+    /// Directions that switched to splice.
+    pub spliced: AtomicU64,
+}
+
+/// Something that wants to see the bytes as they pass (handshake
+/// observation). It never changes them.
+pub trait Tap: Sync {
+    /// Bytes just read in one direction (`upstream`: client → server), before
+    /// they are written on. Returns whether the tap wants more.
+    fn feed(&self, upstream: bool, bytes: &[u8]) -> bool;
 }
 
 /// Copy both ways until both directions are done, the idle timeout
@@ -61,10 +92,38 @@ pub async fn forward(
     counters: &Counters,
     stop: &CancellationToken,
 ) -> End {
+    forward_with(
+        client,
+        server,
+        idle_timeout,
+        Forwarding::Copy,
+        None,
+        counters,
+        stop,
+    )
+    .await
+}
+
+/// [`forward`] with a forwarding mode and an optional tap.
+pub async fn forward_with(
+    client: &TcpStream,
+    server: &TcpStream,
+    idle_timeout: Option<Duration>,
+    mode: Forwarding,
+    tap: Option<&dyn Tap>,
+    counters: &Counters,
+    stop: &CancellationToken,
+) -> End {
     let epoch = Instant::now();
     let last = AtomicU64::new(0);
+    let activity = Activity { last: &last, epoch };
     let up = async {
-        pump(client, server, &counters.upstream, &last, epoch)
+        let dir = Direction {
+            upstream: true,
+            count: &counters.upstream,
+            spliced: &counters.spliced,
+        };
+        pump(client, server, dir, mode, tap, activity)
             .await
             .map_err(|f| match f {
                 Failed::Reader => Peer::Client,
@@ -72,7 +131,12 @@ pub async fn forward(
             })
     };
     let down = async {
-        pump(server, client, &counters.downstream, &last, epoch)
+        let dir = Direction {
+            upstream: false,
+            count: &counters.downstream,
+            spliced: &counters.spliced,
+        };
+        pump(server, client, dir, mode, tap, activity)
             .await
             .map_err(|f| match f {
                 Failed::Reader => Peer::Server,
@@ -113,36 +177,87 @@ enum Peer {
     Server,
 }
 
+/// One direction's counters.
+#[derive(Clone, Copy)]
+struct Direction<'a> {
+    upstream: bool,
+    count: &'a AtomicU64,
+    spliced: &'a AtomicU64,
+}
+
+/// The last-activity clock shared by both directions.
+#[derive(Clone, Copy)]
+struct Activity<'a> {
+    last: &'a AtomicU64,
+    epoch: Instant,
+}
+
+impl Activity<'_> {
+    fn touch(&self) {
+        self.last
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
 /// Make the coming close send a reset, so that the other peer learns the
 /// connection broke instead of seeing a clean end of stream.
 fn reset_on_close(stream: &TcpStream) {
     let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
+/// Pass the FIN on: no more bytes this way; the other direction goes on.
+fn half_close(to: &TcpStream) {
+    let _ = SockRef::from(to).shutdown(Shutdown::Write);
+}
+
 async fn pump(
     from: &TcpStream,
     to: &TcpStream,
-    count: &AtomicU64,
-    last: &AtomicU64,
-    epoch: Instant,
+    dir: Direction<'_>,
+    mode: Forwarding,
+    tap: Option<&dyn Tap>,
+    activity: Activity<'_>,
 ) -> Result<(), Failed> {
+    let mut tapping = tap.is_some();
+    let mut moved: u64 = 0;
     let mut buf: Vec<u8> = Vec::new();
     loop {
+        let splice_now = !tapping
+            && match mode {
+                Forwarding::Copy => false,
+                Forwarding::Splice => true,
+                Forwarding::Auto => moved >= AUTO_SPLICE_AFTER,
+            };
+        #[cfg(target_os = "linux")]
+        if splice_now {
+            if let Some(pipe) = splice::Pipe::new() {
+                dir.spliced.fetch_add(1, Ordering::Relaxed);
+                drop(buf);
+                return splice::pump(from, to, &pipe, dir.count, &activity).await;
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = splice_now;
         from.readable().await.map_err(|_| Failed::Reader)?;
         if buf.capacity() == 0 {
             buf.reserve_exact(BUFFER_SIZE);
         }
         match from.try_read_buf(&mut buf) {
             Ok(0) => {
-                // Half-close: pass the FIN on and keep the other direction.
-                let _ = SockRef::from(to).shutdown(Shutdown::Write);
+                half_close(to);
                 return Ok(());
             }
             Ok(n) => {
+                if tapping {
+                    if let Some(tap) = tap {
+                        tapping = tap.feed(dir.upstream, &buf);
+                    }
+                }
                 write_all(to, &buf).await.map_err(|_| Failed::Writer)?;
                 buf.clear();
-                count.fetch_add(n as u64, Ordering::Relaxed);
-                last.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                moved += n as u64;
+                dir.count.fetch_add(n as u64, Ordering::Relaxed);
+                activity.touch();
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 // Drained: give the buffer back while this direction idles.
@@ -153,6 +268,7 @@ async fn pump(
     }
 }
 
+/// Write all of `data`, waiting for the socket as needed.
 pub(crate) async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
         to.writable().await?;
@@ -183,3 +299,7 @@ async fn idle(timeout: Option<Duration>, last: &AtomicU64, epoch: Instant) {
 /// 8 KiB), and below glibc's mmap threshold, so that taking and returning it
 /// for every burst of a keep-alive connection costs no system call.
 const BUFFER_SIZE: usize = 64 * 1024;
+
+/// With `forwarding = "auto"`, a direction switches to splice after this
+/// many bytes: bulk transfers, not request/response exchanges.
+pub const AUTO_SPLICE_AFTER: u64 = 4 * 1024 * 1024;

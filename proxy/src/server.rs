@@ -21,6 +21,7 @@ use crate::admin::{self, AdminState};
 use crate::backend::Backend;
 use crate::config::{AdminConfig, Config, ListenerConfig};
 use crate::drain::Phase;
+use crate::forward::Forwarding;
 use crate::health;
 use crate::listener::{AcceptContext, accept_loop};
 use crate::metrics::Metrics;
@@ -45,6 +46,8 @@ pub struct Routing {
     pub table: RouteTable,
     /// Backends, indexed as in the configuration.
     pub backends: Vec<Arc<Backend>>,
+    /// `[tuning] forwarding`.
+    pub forwarding: Forwarding,
     /// Stops this generation's health checks when a reload replaces it.
     checks: CancellationToken,
 }
@@ -60,6 +63,7 @@ impl Routing {
                 .cloned()
                 .map(|b| Arc::new(Backend::new(b)))
                 .collect(),
+            forwarding: config.forwarding,
             checks: CancellationToken::new(),
         }
     }

@@ -21,6 +21,7 @@ pub struct ProxyUnderTest {
     backends: Vec<String>,
     default: Option<String>,
     admin: bool,
+    forwarding: Option<String>,
 }
 
 /// A running proxy.
@@ -51,6 +52,12 @@ impl ProxyUnderTest {
     /// Add a `key = value` line to the listener table.
     pub fn listener_option(mut self, line: &str) -> ProxyUnderTest {
         self.listener.push(line.to_string());
+        self
+    }
+
+    /// `[tuning] forwarding = MODE` (auto, copy, splice).
+    pub fn forwarding(mut self, mode: &str) -> ProxyUnderTest {
+        self.forwarding = Some(mode.to_string());
         self
     }
 
@@ -122,6 +129,9 @@ impl ProxyUnderTest {
         }
         for b in &self.backends {
             t.push_str(b);
+        }
+        if let Some(mode) = &self.forwarding {
+            t.push_str(&format!("[tuning]\nforwarding = {mode:?}\n"));
         }
         if self.admin {
             t.push_str("[admin]\nbind = \"127.0.0.1:0\"\n");

@@ -18,8 +18,7 @@ pub(crate) struct FileConfig {
     #[serde(default)]
     pub(crate) backend: Vec<FileBackend>,
     pub(crate) admin: Option<FileAdmin>,
-    /// Implemented by a later version; refused unless absent.
-    pub(crate) tuning: Option<toml::Value>,
+    pub(crate) tuning: Option<FileTuning>,
 }
 
 /// One `[[listener]]` table.
@@ -103,4 +102,11 @@ pub(crate) struct FileHealthCheck {
     pub(crate) timeout: Option<Duration>,
     pub(crate) rise: Option<i64>,
     pub(crate) fall: Option<i64>,
+}
+
+/// The `[tuning]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileTuning {
+    pub(crate) forwarding: Option<String>,
 }

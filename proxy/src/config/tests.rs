@@ -147,8 +147,16 @@ fn later_keys_are_refused_unless_off() {
         e.to_string().contains("not supported by this version"),
         "{e}"
     );
-    let e = err(&format!("{MINIMAL}\n[tuning]\nforwarding = \"splice\"\n"));
-    assert_eq!(e.key(), Some("[tuning]"));
+    let c = parse(&format!("{MINIMAL}\n[tuning]\nforwarding = \"splice\"\n")).unwrap();
+    assert_eq!(c.forwarding, crate::forward::Forwarding::Splice);
+    assert_eq!(
+        parse(MINIMAL).unwrap().forwarding,
+        crate::forward::Forwarding::Auto
+    );
+    let e = err(&format!(
+        "{MINIMAL}\n[tuning]\nforwarding = \"zero-copy\"\n"
+    ));
+    assert_eq!(e.key(), Some("tuning.forwarding"));
 }
 
 #[test]

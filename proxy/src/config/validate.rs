@@ -13,6 +13,7 @@ use super::{
     RouteConfig, SendProxy, ServerAddr,
 };
 use crate::connect_hop::ViaUrl;
+use crate::forward::Forwarding;
 use crate::route::ServerNamePattern;
 use crate::trust::TrustedProxies;
 
@@ -190,9 +191,6 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn config(&self, file: &FileConfig) -> Result<Config, ConfigError> {
-        if let Some(v) = &file.tuning {
-            self.not_supported("[tuning]", v, "no [tuning] table")?;
-        }
         if file.listener.is_empty() {
             return Err(self.missing("[[listener]]", "; passthru needs at least one listener"));
         }
@@ -293,6 +291,18 @@ impl Validator<'_> {
             ));
         }
         let admin = self.admin(file.admin.as_ref(), &listeners)?;
+        let forwarding = match file.tuning.as_ref().and_then(|t| t.forwarding.as_deref()) {
+            None | Some("auto") => Forwarding::Auto,
+            Some("copy") => Forwarding::Copy,
+            Some("splice") => Forwarding::Splice,
+            Some(other) => {
+                return Err(self.invalid(
+                    "tuning.forwarding".to_string(),
+                    &quote(other),
+                    "one of auto, copy, splice",
+                ));
+            }
+        };
         self.front_idle_warnings(&listeners, &backends, &mut warnings);
         Ok(Config {
             origin: self.origin.to_string(),
@@ -301,6 +311,7 @@ impl Validator<'_> {
             default_backend,
             backends,
             admin,
+            forwarding,
             warnings,
         })
     }
@@ -683,24 +694,6 @@ impl Validator<'_> {
             }),
             _ => Ok(()),
         }
-    }
-
-    fn not_supported(
-        &self,
-        key: &str,
-        value: &toml::Value,
-        allowed: &'static str,
-    ) -> Result<(), ConfigError> {
-        let mut value = value.to_string();
-        if value.len() > 60 {
-            value = "…".to_string();
-        }
-        Err(ConfigError::NotSupported {
-            origin: self.origin.to_string(),
-            key: key.to_string(),
-            value,
-            allowed,
-        })
     }
 
     fn positive(&self, key: &str, d: Duration) -> Result<(), ConfigError> {

@@ -142,7 +142,22 @@ async fn recv_hashed(r: &mut (impl AsyncReadExt + Unpin)) -> (Vec<u8>, usize) {
 
 #[tokio::test]
 async fn sixty_four_mib_each_way_arrive_unaltered() {
-    const LEN: usize = 64 << 20;
+    bulk_both_ways(None, 64 << 20).await;
+}
+
+#[tokio::test]
+async fn sixty_four_mib_each_way_through_splice() {
+    bulk_both_ways(Some("splice"), 64 << 20).await;
+}
+
+#[tokio::test]
+async fn sixteen_mib_each_way_through_the_copy_loop() {
+    bulk_both_ways(Some("copy"), 16 << 20).await;
+}
+
+/// `len` bytes each way with SHA-256 compared and half-closes in both
+/// directions (with the default `auto`, 64 MiB switches to splice after 4 MiB).
+async fn bulk_both_ways(forwarding: Option<&str>, len: usize) {
     let hello = client_hello(Some("gw.example.com"), &[]);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let backend_addr = listener.local_addr().unwrap();
@@ -154,37 +169,39 @@ async fn sixty_four_mib_each_way_arrive_unaltered() {
         let mut first = vec![0u8; hello_len];
         r.read_exact(&mut first).await.unwrap();
         let recv = tokio::spawn(async move { recv_hashed(&mut r).await });
-        let sent = send_hashed(&mut w, 2, LEN).await;
+        let sent = send_hashed(&mut w, 2, len).await;
         w.shutdown().await.unwrap();
         let (got, total) = recv.await.unwrap();
         let _ = tx.send((first, got, total, sent));
     });
-    let mut proxy = ProxyUnderTest::new()
+    let mut builder = ProxyUnderTest::new()
         .route(&["gw.example.com"], "bulk")
-        .backend("bulk", &[backend_addr])
-        .spawn()
-        .await;
+        .backend("bulk", &[backend_addr]);
+    if let Some(mode) = forwarding {
+        builder = builder.forwarding(mode);
+    }
+    let mut proxy = builder.spawn().await;
 
     let tcp = TcpStream::connect(proxy.addr).await.unwrap();
     let (mut r, mut w) = tcp.into_split();
     w.write_all(&hello).await.unwrap();
     let recv = tokio::spawn(async move { recv_hashed(&mut r).await });
-    let sent_up = within("64 MiB upstream", send_hashed(&mut w, 1, LEN)).await;
+    let sent_up = within("bulk upstream", send_hashed(&mut w, 1, len)).await;
     w.shutdown().await.unwrap();
-    let (got_down, down_total) = within("64 MiB downstream", recv).await.unwrap();
+    let (got_down, down_total) = within("bulk downstream", recv).await.unwrap();
     let (first, got_up, up_total, sent_down) = within("the backend's hashes", rx).await.unwrap();
 
     assert_eq!(
         first, hello,
         "the ClientHello must be replayed first, unchanged"
     );
-    assert_eq!(up_total, LEN);
+    assert_eq!(up_total, len);
     assert_eq!(got_up, sent_up, "client → server bytes differ");
-    assert_eq!(down_total, LEN);
+    assert_eq!(down_total, len);
     assert_eq!(got_down, sent_down, "server → client bytes differ");
     let record = proxy.next_record().await;
-    assert_eq!(record.bytes_up, (hello_len + LEN) as u64);
-    assert_eq!(record.bytes_down, LEN as u64);
+    assert_eq!(record.bytes_up, (hello_len + len) as u64);
+    assert_eq!(record.bytes_down, len as u64);
     assert_eq!(record.end, Some("closed"));
 }
 
@@ -344,4 +361,40 @@ async fn activity_in_one_direction_keeps_the_connection_open() {
     drop(tcp);
     let record = proxy.next_record().await;
     assert_eq!(record.bytes_down, 16);
+}
+
+#[tokio::test]
+async fn a_server_reset_mid_splice_reaches_the_client_as_a_reset() {
+    let hello = client_hello(Some("gw.example.com"), &[]);
+    let hello_len = hello.len();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut first = vec![0u8; hello_len];
+        tcp.read_exact(&mut first).await.unwrap();
+        tcp.write_all(&vec![1u8; 1 << 20]).await.unwrap();
+        SockRef::from(&tcp)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(tcp);
+    });
+    let mut proxy = ProxyUnderTest::new()
+        .forwarding("splice")
+        .route(&["gw.example.com"], "gw")
+        .backend("gw", &[addr])
+        .spawn()
+        .await;
+    let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    tcp.write_all(&hello).await.unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let err = loop {
+        match within("the reset through splice", tcp.read(&mut buf)).await {
+            Ok(0) => panic!("a clean end of stream instead of a reset"),
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+    assert_eq!(proxy.next_record().await.end, Some("server_reset"));
 }

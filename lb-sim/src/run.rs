@@ -1,0 +1,273 @@
+//! Runs scenarios: for each run of a scenario, start its topology, let the
+//! agent connect, wait (bounded) until every hop reported, judge, and check
+//! the thumbprints each hop saw against the lab's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use passthru_certs::LabPki;
+use serde::Serialize;
+
+use crate::agent::{self, AgentPlan};
+use crate::gateway::{ClientCheck, IdentifyBy, KnownClient};
+use crate::observe::{CertSeen, Hop, HopRecord, Layer};
+use crate::scenario::{AgentTrust, Attempt, Check, Party, Scenario, Sight};
+use crate::tls::{ServerTrust, cert_seen, roots};
+use crate::topology::{Path, Topology};
+use crate::verdict::{Verdict, judge};
+
+/// Everything the reports need about a whole invocation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The "now" the lab PKI was generated for (UTC).
+    pub lab_now: String,
+    /// Whether every run matched its expectation.
+    pub passed: bool,
+    /// One entry per scenario.
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+/// The result of one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    /// Its name.
+    pub name: String,
+    /// What it shows.
+    pub title: String,
+    /// Whether every run matched.
+    pub passed: bool,
+    /// Its runs.
+    pub attempts: Vec<AttemptResult>,
+}
+
+/// The result of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptResult {
+    /// What distinguishes it.
+    pub label: String,
+    /// The path.
+    pub path: Path,
+    /// The path in words.
+    pub path_text: String,
+    /// The hops on the path, agent first.
+    pub hops: Vec<Hop>,
+    /// The agent's certificate (lab file stem).
+    pub agent_cert: String,
+    /// Expected verdict.
+    pub expected: Verdict,
+    /// Observed verdict.
+    pub observed: Verdict,
+    /// One sentence saying why.
+    pub explanation: String,
+    /// Thumbprint checks.
+    pub checks: Vec<SeenCheck>,
+    /// What each hop recorded.
+    pub records: Vec<HopRecord>,
+    /// Whether every hop reported before the deadline.
+    pub settled: bool,
+    /// Verdict and every check matched.
+    pub passed: bool,
+    /// Wall time, milliseconds.
+    pub millis: u64,
+}
+
+/// One "who saw which certificate" check.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeenCheck {
+    /// The vantage point.
+    pub sight: Sight,
+    /// Whose certificate should be there (`None`: none).
+    pub expected_party: Option<Party>,
+    /// Its SHA-1.
+    pub expected: Option<String>,
+    /// What was there.
+    pub observed: Option<CertSeen>,
+    /// Equal?
+    pub ok: bool,
+}
+
+/// Bounds of one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Each step (connect, handshake, answer).
+    pub step: Duration,
+    /// Waiting for every hop to report after the agent finished.
+    pub settle: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            step: Duration::from_secs(5),
+            settle: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Run `scenarios` against a lab generated now; `progress` is called as
+/// each scenario finishes.
+pub async fn run_all(
+    scenarios: &[Scenario],
+    limits: Limits,
+    mut progress: impl FnMut(&ScenarioResult),
+) -> anyhow::Result<Report> {
+    let pki = Arc::new(LabPki::generate(time::OffsetDateTime::now_utc()).context("lab PKI")?);
+    let mut results = Vec::with_capacity(scenarios.len());
+    for scenario in scenarios {
+        let result = run_scenario(scenario, &pki, limits).await?;
+        progress(&result);
+        results.push(result);
+    }
+    Ok(Report {
+        lab_now: crate::verdict::utc(u64::try_from(pki.now.unix_timestamp()).unwrap_or(0)),
+        passed: results.iter().all(|r| r.passed),
+        scenarios: results,
+    })
+}
+
+/// Run every attempt of one scenario.
+pub async fn run_scenario(
+    scenario: &Scenario,
+    pki: &LabPki,
+    limits: Limits,
+) -> anyhow::Result<ScenarioResult> {
+    let mut attempts = Vec::with_capacity(scenario.attempts.len());
+    for attempt in &scenario.attempts {
+        let result = run_attempt(attempt, pki, limits)
+            .await
+            .with_context(|| format!("scenario {} / {}", scenario.name, attempt.label))?;
+        attempts.push(result);
+    }
+    Ok(ScenarioResult {
+        name: scenario.name.to_string(),
+        title: scenario.title.to_string(),
+        passed: attempts.iter().all(|a| a.passed),
+        attempts,
+    })
+}
+
+async fn run_attempt(
+    attempt: &Attempt,
+    pki: &LabPki,
+    limits: Limits,
+) -> anyhow::Result<AttemptResult> {
+    let started = tokio::time::Instant::now();
+    let identity = attempt.agent.identity(pki);
+    let topology = Topology::start(
+        attempt.path,
+        pki,
+        gateway_check(attempt.check, pki),
+        limits.step,
+    )
+    .await?;
+    let minted = topology.proxy.as_ref().and_then(|p| p.minted.clone());
+    let outer_trust = match attempt.trust {
+        AgentTrust::PinGateway => ServerTrust::Pinned(pki.gateway.sha1_hex()),
+        AgentTrust::LabRoot => ServerTrust::Roots(roots(&[&pki.root_ca.cert_der])?),
+        AgentTrust::ProxyCa => {
+            let ca = topology
+                .proxy
+                .as_ref()
+                .and_then(|p| p.ca.as_ref())
+                .context("this path has no inspecting proxy CA to trust")?;
+            ServerTrust::Roots(roots(&[&ca.cert_der])?)
+        }
+    };
+    let plan = AgentPlan {
+        identity: identity.clone(),
+        outer_trust,
+        inner_roots: roots(&[&pki.root_ca.cert_der])?,
+        entry: topology.entry.clone(),
+        first_hop: topology.first_hop,
+        exchanges: attempt.exchanges,
+        idle: Duration::from_millis(attempt.idle_ms),
+        step_limit: limits.step,
+    };
+    let agent_record = agent::run(&plan, &topology.ledger).await;
+    topology.ledger.report(agent_record);
+    let settled = topology.ledger.settled(limits.settle).await;
+    topology.stop();
+    let records = topology.ledger.records();
+
+    let (observed, explanation) = judge(&records, attempt.exchanges);
+    let party_sha1 = |party: Party| -> Option<String> {
+        match party {
+            Party::Agent => Some(identity.sha1_hex()),
+            Party::Gateway => Some(pki.gateway.sha1_hex()),
+            Party::Backend => Some(pki.backend.sha1_hex()),
+            Party::Balancer => Some(pki.balancer.sha1_hex()),
+            Party::ProxyMinted => minted.as_ref().map(|m| m.sha1_hex()),
+        }
+    };
+    let checks: Vec<SeenCheck> = attempt
+        .seen
+        .iter()
+        .map(|(sight, party)| {
+            let expected = party.and_then(party_sha1);
+            let observed = seen(&records, *sight);
+            SeenCheck {
+                sight: *sight,
+                expected_party: *party,
+                ok: observed.as_ref().map(|c| &c.sha1) == expected.as_ref(),
+                expected,
+                observed,
+            }
+        })
+        .collect();
+    let passed = settled && observed == attempt.expect && checks.iter().all(|c| c.ok);
+    Ok(AttemptResult {
+        label: attempt.label.to_string(),
+        path: attempt.path,
+        path_text: attempt.path.describe().to_string(),
+        hops: attempt.path.hops(),
+        agent_cert: identity.name.clone(),
+        expected: attempt.expect,
+        observed,
+        explanation,
+        checks,
+        records,
+        settled,
+        passed,
+        millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+/// The gateway's identity check for `check`.
+pub fn gateway_check(check: Check, pki: &LabPki) -> ClientCheck {
+    let registry = |by| ClientCheck::Registry {
+        by,
+        known: vec![
+            KnownClient {
+                label: "agent-01 (current)".to_string(),
+                cert: cert_seen(&pki.agent.cert_der),
+            },
+            KnownClient {
+                label: "agent-01 (rotated)".to_string(),
+                cert: cert_seen(&pki.agent_duplicate_cn.cert_der),
+            },
+        ],
+    };
+    match check {
+        Check::ChainOnly => ClientCheck::ChainOnly,
+        Check::PinAgent01 => ClientCheck::Pinned {
+            sha1: pki.agent.sha1_hex(),
+        },
+        Check::RegistryByThumbprint => registry(IdentifyBy::Thumbprint),
+        Check::RegistryByCn => registry(IdentifyBy::SubjectCn),
+    }
+}
+
+/// The certificate seen at `sight`, from the records.
+pub fn seen(records: &[HopRecord], sight: Sight) -> Option<CertSeen> {
+    let (hop, layer) = match sight {
+        Sight::AgentOuterServer => (Hop::Agent, Layer::Outer),
+        Sight::AgentInnerServer => (Hop::Agent, Layer::Inner),
+        Sight::GatewayClient => (Hop::Gateway, Layer::Outer),
+        Sight::BackendClient => (Hop::Backend, Layer::Inner),
+    };
+    records
+        .iter()
+        .filter(|r| r.hop == hop)
+        .find_map(|r| r.leg(layer).and_then(|l| l.peer_cert.clone()))
+}

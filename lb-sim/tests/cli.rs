@@ -1,0 +1,453 @@
+//! Process level: the `lb-sim` binary's exit codes, --list, --scenario,
+//! --json and --html files, the HTML in a real headless Chromium, and
+//! `serve` with a real `openssl s_client`. Children are killed by PID.
+
+// Helpers outside #[test] functions panic on purpose: a panic is a test
+// failure with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_lb-sim");
+const SCENARIOS: [&str; 9] = [
+    "passthrough",
+    "offload",
+    "offload-reencrypt",
+    "connect-hop",
+    "inspecting-proxy",
+    "untrusted-root",
+    "pinned-thumbprint-mismatch",
+    "clock-skew",
+    "duplicate-cn",
+];
+
+fn lb_sim(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).output().expect("run lb-sim")
+}
+
+#[test]
+fn every_scenario_matches_its_expectation_and_exits_0() {
+    let out = lb_sim(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("every observed outcome matches its expectation"),
+        "{stdout}"
+    );
+    for name in SCENARIOS {
+        assert!(stdout.contains(name), "table lacks {name}");
+        assert!(
+            stderr.contains(name),
+            "no progress line for {name}: {stderr}"
+        );
+    }
+    assert!(stdout.contains("gateway: untrusted-issuer"), "{stdout}");
+}
+
+#[test]
+fn list_names_every_scenario() {
+    let out = lb_sim(&["--list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert_eq!(names, SCENARIOS);
+}
+
+#[test]
+fn scenario_flag_runs_only_that_scenario() {
+    let out = lb_sim(&["--scenario", "passthrough", "--quiet"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("1 scenarios, 1 runs"), "{stdout}");
+    assert!(!stdout.contains("offload"), "{stdout}");
+}
+
+#[test]
+fn unknown_scenario_is_a_usage_error() {
+    let out = lb_sim(&["--scenario", "no-such-thing"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown scenario \"no-such-thing\""),
+        "{stderr}"
+    );
+    assert_eq!(lb_sim(&["--no-such-flag"]).status.code(), Some(2));
+}
+
+#[test]
+fn json_has_one_entry_per_scenario_with_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.json");
+    let out = lb_sim(&["--quiet", "--json", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let scenarios = json["scenarios"].as_array().unwrap();
+    let names: Vec<&str> = scenarios
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, SCENARIOS);
+    assert_eq!(json["passed"], true);
+    let offload = &scenarios[1]["attempts"][0];
+    assert_eq!(offload["observed"]["verdict"], "fails");
+    assert_eq!(offload["observed"]["hop"], "agent");
+    assert_eq!(offload["observed"]["reason"], "pin-mismatch");
+}
+
+#[test]
+fn html_is_self_contained_with_one_diagram_per_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.html");
+    let out = lb_sim(&["--quiet", "--html", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let html = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external address"
+    );
+    assert!(!html.contains("<script"), "readable without JavaScript");
+    assert!(
+        !html.contains("<link") && !html.contains("<img"),
+        "nothing to fetch"
+    );
+    assert_eq!(html.matches("<svg").count(), SCENARIOS.len());
+    for name in SCENARIOS {
+        assert!(html.contains(&format!("id=\"scenario-{name}\"")), "{name}");
+    }
+}
+
+/// Headless Chromium renders the report: a screenshot that is not blank,
+/// every scenario's diagram in the rendered DOM, no console errors.
+#[test]
+fn html_renders_in_headless_chromium() {
+    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
+        if std::env::var_os("LB_SIM_SKIP_BROWSER").is_some() {
+            eprintln!(
+                "SKIPPED html_renders_in_headless_chromium: chromium is not installed and LB_SIM_SKIP_BROWSER is set"
+            );
+            return;
+        }
+        panic!(
+            "chromium is not installed: run `make deps` (Debian package chromium), or set LB_SIM_SKIP_BROWSER=1 to skip this check knowingly"
+        );
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.html");
+    let out = lb_sim(&["--quiet", "--html", report.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let blank = dir.path().join("blank.html");
+    std::fs::write(&blank, "<!DOCTYPE html><html><body></body></html>").unwrap();
+
+    let shot = dir.path().join("report.png");
+    let blank_shot = dir.path().join("blank.png");
+    screenshot(chromium, &report, &shot, dir.path());
+    screenshot(chromium, &blank, &blank_shot, dir.path());
+    let png = std::fs::read(&shot).unwrap();
+    let blank_png = std::fs::read(&blank_shot).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    assert!(
+        png.len() > 50_000,
+        "screenshot of {} bytes looks blank",
+        png.len()
+    );
+    assert!(
+        png.len() > blank_png.len() * 4,
+        "report screenshot no larger than a blank page's"
+    );
+
+    let dom = chromium_run(
+        chromium,
+        dir.path(),
+        &[
+            "--dump-dom",
+            "--enable-logging=stderr",
+            "--v=0",
+            &url(&report),
+        ],
+    );
+    let rendered = String::from_utf8_lossy(&dom.stdout);
+    for name in SCENARIOS {
+        assert!(
+            rendered.contains(&format!("id=\"scenario-{name}\"")),
+            "{name} not in the rendered DOM"
+        );
+    }
+    assert_eq!(rendered.matches("<svg").count(), SCENARIOS.len());
+    let log = String::from_utf8_lossy(&dom.stderr);
+    let console: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("CONSOLE") || l.contains("Failed to load resource"))
+        .collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+}
+
+fn url(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
+fn screenshot(chromium: &str, page: &Path, png: &Path, dir: &Path) {
+    let shot = format!("--screenshot={}", png.display());
+    let out = chromium_run(
+        chromium,
+        dir,
+        &[&shot, "--window-size=1280,4000", &url(page)],
+    );
+    assert!(
+        png.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Chromium with a fresh profile, no network services, bounded in time.
+fn chromium_run(chromium: &str, dir: &Path, args: &[&str]) -> std::process::Output {
+    let profile = tempfile::tempdir_in(dir).unwrap();
+    let child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.path().display()),
+        ])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_bounded(child, Duration::from_secs(90), "chromium")
+}
+
+/// Wait for `child` at most `limit`; kill it by PID past that.
+fn wait_bounded(child: Child, limit: Duration, what: &str) -> std::process::Output {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("{what} (pid {pid}) did not finish within {limit:?}");
+        }
+    }
+}
+
+/// A running `lb-sim serve`, killed by PID when dropped.
+struct Serving {
+    child: Child,
+    front: String,
+    pki: tempfile::TempDir,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(mode: &str) -> Serving {
+    let pki = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--mode",
+            mode,
+            "--pki-dir",
+            pki.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut front = None;
+    let serving = loop {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) if line.starts_with("balancer ") => {
+                front = line.split_whitespace().nth(1).map(str::to_string);
+            }
+            Ok(line) if line.starts_with("ready:") => break true,
+            Ok(_) => {}
+            Err(_) => break false,
+        }
+    };
+    let front = front.filter(|_| serving);
+    let front = front.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("lb-sim serve --mode {mode} printed no balancer address and ready line within 20 s")
+    });
+    Serving { child, front, pki }
+}
+
+/// Real `openssl s_client` with the agent certificate; stdin stays open
+/// until the handshake report is out. Returns the server certificate PEM.
+fn s_client_server_cert(serving: &Serving) -> String {
+    let d = serving.pki.path();
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &serving.front,
+            "-servername",
+            "gw.example.com",
+        ])
+        .arg("-cert")
+        .arg(d.join("agent-01.pem"))
+        .arg("-key")
+        .arg(d.join("agent-01.key"))
+        .arg("-cert_chain")
+        .arg(d.join("agent-ca.pem"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl is installed (make deps)");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if text.contains("Verify return code") {
+                let _ = tx.send(text.clone());
+            }
+        }
+    });
+    let text = rx.recv_timeout(Duration::from_secs(20));
+    let _ = stdin.write_all(b"");
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = text.expect("s_client printed its handshake report within 20 s");
+    let begin = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("server certificate printed");
+    let end = text[begin..].find("-----END CERTIFICATE-----").unwrap() + begin + 25;
+    text[begin..end].to_string()
+}
+
+fn pem_of(dir: &Path, name: &str) -> String {
+    let pem = std::fs::read_to_string(dir.join(name)).unwrap();
+    pem.trim().to_string()
+}
+
+#[test]
+fn serve_passthrough_shows_openssl_the_gateway_certificate() {
+    let serving = serve("passthrough");
+    let cert = s_client_server_cert(&serving);
+    assert_eq!(cert.trim(), pem_of(serving.pki.path(), "gateway.pem"));
+}
+
+#[test]
+fn serve_offload_shows_openssl_the_balancer_certificate() {
+    let serving = serve("offload");
+    let cert = s_client_server_cert(&serving);
+    assert_eq!(cert.trim(), pem_of(serving.pki.path(), "balancer.pem"));
+}
+
+/// The agent's whole path with a real `openssl s_client` as the outer TLS
+/// layer (presenting agent-01, pinning by trusting only gateway.pem) and the
+/// inner mutual-TLS handshake run by this test over s_client's stdin/stdout:
+/// the backend's answer names the agent's thumbprint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_passthrough_backend_answers_through_openssl_outer_session() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+    let serving = serve("passthrough");
+    let d = serving.pki.path().to_path_buf();
+    let mut outer = tokio::process::Command::new("openssl")
+        .args(["s_client", "-quiet", "-nocommands", "-verify_return_error"])
+        .args(["-connect", &serving.front, "-servername", "gw.example.com"])
+        .arg("-cert")
+        .arg(d.join("agent-01.pem"))
+        .arg("-key")
+        .arg(d.join("agent-01.key"))
+        .arg("-cert_chain")
+        .arg(d.join("agent-ca.pem"))
+        .arg("-CAfile")
+        .arg(d.join("gateway.pem"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl is installed (make deps)");
+    let transport = tokio::io::join(outer.stdout.take().unwrap(), outer.stdin.take().unwrap());
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(d.join("root-ca.pem")).unwrap())
+        .unwrap();
+    let chain = vec![
+        CertificateDer::from_pem_file(d.join("agent-01.pem")).unwrap(),
+        CertificateDer::from_pem_file(d.join("agent-ca.pem")).unwrap(),
+    ];
+    let key = PrivateKeyDer::from_pem_file(d.join("agent-01.key")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let name = ServerName::try_from("backend.example.com").unwrap();
+    let exchange = async {
+        let mut inner = connector.connect(name, transport).await.unwrap();
+        inner.write_all(b"HELLO 1\n").await.unwrap();
+        inner.flush().await.unwrap();
+        let mut answer = String::new();
+        tokio::io::BufReader::new(inner)
+            .read_line(&mut answer)
+            .await
+            .unwrap();
+        answer
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(20), exchange)
+        .await
+        .expect("the backend answered within 20 s");
+    let agent_sha1 = {
+        let der = CertificateDer::from_pem_file(d.join("agent-01.pem")).unwrap();
+        passthru_certs::fingerprint::sha1_hex(&der)
+    };
+    assert_eq!(
+        answer.trim(),
+        format!("HELLO 1: backend authenticated CN=agent-01 SHA-1 {agent_sha1}")
+    );
+    let _ = outer.start_kill();
+    let _ = outer.wait().await;
+}

@@ -1,0 +1,49 @@
+//! [`CertSummary`] of a DER certificate seen in clear: names, serial,
+//! thumbprints and notAfter, in the renderings `passthru-certs inspect`
+//! uses, so an operator can compare them by eye. No I/O.
+
+use std::fmt::Write as _;
+
+use sha1::{Digest as _, Sha1};
+use sha2::Sha256;
+
+use super::CertSummary;
+
+/// Summarises `der`; `None` when it is not a certificate x509-parser can
+/// read (the thumbprints alone would not say which certificate it was
+/// meant to be, and a hostile peer controls these bytes).
+pub(super) fn summarize(der: &[u8]) -> Option<CertSummary> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let not_after = cert.validity().not_after;
+    let t = not_after.to_datetime();
+    Some(CertSummary {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        serial_hex: hex(cert.raw_serial(), " "),
+        sha1: hex(&Sha1::digest(der), ""),
+        sha256: hex(&Sha256::digest(der), ""),
+        not_after: format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        not_after_unix: not_after.timestamp(),
+    })
+}
+
+/// `bytes` as lower-case hex pairs joined by `separator`.
+fn hex(bytes: &[u8], separator: &str) -> String {
+    let mut out = String::with_capacity(bytes.len() * (2 + separator.len()));
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push_str(separator);
+        }
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
