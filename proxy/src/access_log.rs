@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::observe::Handshake;
+
 /// Access-log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
@@ -62,6 +64,18 @@ pub struct AccessRecord {
     pub end: Option<&'static str>,
     /// Extra detail for refusals (e.g. offload headers seen).
     pub detail: Option<String>,
+    /// What handshake observation saw (`observe_handshake = true`).
+    pub handshake: Option<Observed>,
+}
+
+/// Handshake observation, as logged.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observed {
+    /// What the observer learned.
+    #[serde(flatten)]
+    pub report: Handshake,
+    /// From the start of forwarding to the end of the handshake, when it ended.
+    pub duration_ms: Option<u64>,
 }
 
 impl AccessRecord {
@@ -85,6 +99,7 @@ impl AccessRecord {
             outcome: "ok",
             end: None,
             detail: None,
+            handshake: None,
         }
     }
 
@@ -125,12 +140,61 @@ impl AccessRecord {
         if let Some(d) = &self.detail {
             push("detail", d);
         }
+        if let Some(h) = &self.handshake {
+            observed_fields(h, &mut push);
+        }
         line
     }
 
     /// The JSON form.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The text fields of an observed handshake.
+fn observed_fields(h: &Observed, push: &mut impl FnMut(&str, &str)) {
+    let r = &h.report;
+    push("hs_version", r.version.unwrap_or("-"));
+    push("hs_cipher", r.cipher.as_deref().unwrap_or("-"));
+    let outcome = match (&r.alert, r.completed) {
+        (Some(_), _) => "failed",
+        (None, true) => "completed",
+        (None, false) => "incomplete",
+    };
+    push("hs", outcome);
+    if let Some((side, name)) = &r.alert {
+        let side = match side {
+            crate::observe::Side::Client => "client",
+            crate::observe::Side::Server => "server",
+        };
+        push("hs_alert", &format!("{side}:{name}"));
+    }
+    if let Some(ms) = h.duration_ms {
+        push("hs_ms", &ms.to_string());
+    }
+    if r.certificates_encrypted {
+        push("certs", "encrypted");
+    }
+    if let Some(asked) = r.client_cert_requested {
+        push("client_cert_requested", if asked { "yes" } else { "no" });
+    }
+    if r.client_cert_empty {
+        push("client_cert", "none");
+    }
+    if let Some(c) = &r.client_cert {
+        push("client_cert_subject", &c.subject);
+        push("client_cert_issuer", &c.issuer);
+        push("client_cert_serial", &c.serial_hex);
+        push("client_cert_sha1", &c.sha1);
+        push("client_cert_sha256", &c.sha256);
+        push("client_cert_not_after", &c.not_after);
+    }
+    if let Some(c) = &r.server_cert {
+        push("server_cert_sha256", &c.sha256);
+    }
+    if r.truncated {
+        push("hs_truncated", "yes");
     }
 }
 

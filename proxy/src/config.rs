@@ -97,6 +97,8 @@ pub struct ListenerConfig {
     pub tcp_keepalive: Option<Duration>,
     /// Also accept HTTP CONNECT from agents that use passthru as their proxy.
     pub accept_connect: bool,
+    /// Follow the TLS handshake in clear and log what it shows.
+    pub observe_handshake: bool,
     /// PROXY header expected from the balancer in front.
     pub proxy_protocol: ExpectProxy,
     /// Peers allowed to send that header.

@@ -14,15 +14,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::access_log::{AccessLog, AccessRecord};
+use crate::access_log::{AccessLog, AccessRecord, Observed};
 use crate::clienthello::ClientHello;
 use crate::config::{ExpectProxy, SendProxy};
-use crate::forward::{Counters, End, forward_with, write_all};
+use crate::forward::{Counters, End, Tap, forward_with, write_all};
 use crate::front::{
     ConnectRequest, HelloError, answer_connect_error, answer_connect_ok, answer_plaintext,
     read_client_hello, read_connect, read_proxy_header, refuse,
 };
 use crate::metrics::Metrics;
+use crate::observe::{Direction, Handshake, ObserverTap};
 use crate::proxy_protocol::{encode_v1, encode_v2};
 use crate::refusal::Refusal;
 use crate::route::{MatchKind, ServerNamePattern};
@@ -267,16 +268,22 @@ async fn pipeline(
     debug!(sni = ?hello.server_name, route = ?record.route, server = ?record.server, "routed");
 
     let counters = Counters::default();
+    let tap = cfg.observe_handshake.then(ObserverTap::new);
+    if let Some(tap) = &tap {
+        tap.feed_direction(Direction::ClientToServer, &buf);
+        tap.feed_direction(Direction::ServerToClient, &upstream.leftover);
+    }
     let end =
         if !upstream.leftover.is_empty() && write_all(client, &upstream.leftover).await.is_err() {
             End::ClientReset
         } else {
+            let tap = tap.as_ref().map(|t| t as &dyn Tap);
             forward_with(
                 client,
                 &upstream.stream,
                 backend.config.idle_timeout,
                 routing.forwarding,
-                None,
+                tap,
                 &counters,
                 stop,
             )
@@ -285,7 +292,32 @@ async fn pipeline(
     record.bytes_up = buf.len() as u64 + counters.upstream.load(Ordering::Relaxed);
     record.bytes_down =
         upstream.leftover.len() as u64 + counters.downstream.load(Ordering::Relaxed);
+    if let Some(tap) = tap {
+        let (report, duration) = tap.finish();
+        observed_metrics(metrics, &cfg.name, &backend.config.name, &report);
+        record.handshake = Some(Observed {
+            report,
+            duration_ms: duration.map(|d| d.as_millis() as u64),
+        });
+    }
     Outcome::Forwarded(end)
+}
+
+/// Count an observed handshake and the client certificate's days left.
+fn observed_metrics(metrics: &Metrics, listener: &str, backend: &str, report: &Handshake) {
+    let outcome = match (&report.alert, report.completed) {
+        (Some(_), _) => "failed",
+        (None, true) => "completed",
+        (None, false) => "incomplete",
+    };
+    let alert = report.alert.as_ref().map_or("", |(_, name)| name.as_str());
+    metrics.handshake(listener, backend, outcome, alert);
+    if let Some(cert) = &report.client_cert {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        metrics.client_cert_expiry(backend, (cert.not_after_unix - now) as f64 / 86_400.0);
+    }
 }
 
 /// IPv4-mapped IPv6 addresses (dual-stack sockets) as plain IPv4.

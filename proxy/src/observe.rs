@@ -43,6 +43,9 @@ mod cert;
 mod message;
 mod names;
 mod record;
+mod tap;
+
+pub use tap::ObserverTap;
 
 /// Which way bytes were forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,6 +26,7 @@ pub struct Client {
     pinned: CertificateDer<'static>,
     alpn: Vec<Vec<u8>>,
     source: Option<std::net::IpAddr>,
+    tls12_only: bool,
 }
 
 /// A completed handshake.
@@ -47,7 +48,14 @@ impl Client {
             pinned: lab.pki.gateway.cert_der.clone().into(),
             alpn: Vec::new(),
             source: None,
+            tls12_only: false,
         }
+    }
+
+    /// Offer TLS 1.2 only (certificates then travel in clear).
+    pub fn tls12_only(mut self) -> Client {
+        self.tls12_only = true;
+        self
     }
 
     /// Connect from this local address (e.g. 127.0.0.23, to tell the agent
@@ -106,7 +114,11 @@ impl Client {
             provider: provider(),
         });
         let builder = rustls::ClientConfig::builder_with_provider(provider())
-            .with_protocol_versions(rustls::ALL_VERSIONS)
+            .with_protocol_versions(if self.tls12_only {
+                TLS12_ONLY
+            } else {
+                rustls::ALL_VERSIONS
+            })
             .map_err(io::Error::other)?
             .dangerous()
             .with_custom_certificate_verifier(verifier);
@@ -200,3 +212,5 @@ impl ServerCertVerifier for Pinned {
             .supported_schemes()
     }
 }
+
+const TLS12_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];

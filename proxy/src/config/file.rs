@@ -40,7 +40,7 @@ pub(crate) struct FileListener {
     pub(crate) max_pending: Option<i64>,
     #[serde(default, with = "humantime_serde")]
     pub(crate) front_idle_timeout: Option<Duration>,
-    pub(crate) observe_handshake: Option<toml::Value>,
+    pub(crate) observe_handshake: Option<bool>,
     pub(crate) accept_connect: Option<bool>,
 }
 

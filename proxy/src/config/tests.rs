@@ -130,33 +130,17 @@ fn unknown_keys_are_named() {
 }
 
 #[test]
-fn later_keys_are_refused_unless_off() {
-    assert!(
-        parse(&with(
-            "proxy_protocol = \"off\"\nobserve_handshake = false\naccept_connect = false",
-            "send_proxy_protocol = \"off\""
-        ))
-        .is_ok()
-    );
-    let e = err(&with("observe_handshake = true", ""));
-    assert!(
-        matches!(&e, ConfigError::NotSupported { key, .. } if key == "listener[0].observe_handshake"),
-        "{e:?}"
-    );
-    assert!(
-        e.to_string().contains("not supported by this version"),
-        "{e}"
-    );
-    let c = parse(&format!("{MINIMAL}\n[tuning]\nforwarding = \"splice\"\n")).unwrap();
-    assert_eq!(c.forwarding, crate::forward::Forwarding::Splice);
-    assert_eq!(
-        parse(MINIMAL).unwrap().forwarding,
-        crate::forward::Forwarding::Auto
-    );
-    let e = err(&format!(
-        "{MINIMAL}\n[tuning]\nforwarding = \"zero-copy\"\n"
-    ));
-    assert_eq!(e.key(), Some("tuning.forwarding"));
+fn off_values_of_every_optional_feature_parse() {
+    let c = parse(&with(
+        "proxy_protocol = \"off\"\nobserve_handshake = false\naccept_connect = false",
+        "send_proxy_protocol = \"off\"",
+    ))
+    .unwrap();
+    assert!(!c.listeners[0].observe_handshake);
+    let c = parse(&with("observe_handshake = true", "")).unwrap();
+    assert!(c.listeners[0].observe_handshake);
+    let e = err(&with("observe_handshake = \"yes\"", ""));
+    assert!(matches!(e, ConfigError::Syntax { line: 3, .. }), "{e:?}");
 }
 
 #[test]

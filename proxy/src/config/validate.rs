@@ -54,22 +54,6 @@ pub enum ConfigError {
         /// Key path, e.g. `listener[0].tls_cert` or `backend[1].mode = "offload"`.
         key: String,
     },
-    /// A key this version of passthru does not implement yet, with a value
-    /// other than its "off" value.
-    #[error(
-        "{origin}: {key} = {value} is not supported by this version of passthru \
-         (only {allowed} is accepted); remove the key"
-    )]
-    NotSupported {
-        /// File path.
-        origin: String,
-        /// Key path.
-        key: String,
-        /// The value as written.
-        value: String,
-        /// The only value accepted for now.
-        allowed: &'static str,
-    },
     /// A required key is absent.
     #[error("{origin}: {key} is required{hint}")]
     Missing {
@@ -111,7 +95,6 @@ impl ConfigError {
     pub fn key(&self) -> Option<&str> {
         match self {
             ConfigError::OffloadRefused { key, .. }
-            | ConfigError::NotSupported { key, .. }
             | ConfigError::Missing { key, .. }
             | ConfigError::Invalid { key, .. }
             | ConfigError::Duplicate { key, .. } => Some(key),
@@ -438,12 +421,6 @@ impl Validator<'_> {
             Some(n) => n.clone(),
             None => bind.to_string(),
         };
-        self.off_only(
-            &key("observe_handshake"),
-            l.observe_handshake.as_ref(),
-            &toml::Value::from(false),
-            "false",
-        )?;
 
         let proxy_protocol = match l.proxy_protocol.as_deref() {
             None | Some("off") => ExpectProxy::Off,
@@ -516,6 +493,7 @@ impl Validator<'_> {
             max_connections,
             tcp_keepalive: keepalive(l.tcp_keepalive),
             accept_connect: l.accept_connect.unwrap_or(false),
+            observe_handshake: l.observe_handshake.unwrap_or(false),
             max_pending,
             front_idle_timeout: l.front_idle_timeout,
             proxy_protocol,
@@ -676,24 +654,6 @@ impl Validator<'_> {
             send_proxy_protocol,
             health_check,
         })
-    }
-
-    fn off_only(
-        &self,
-        key: &str,
-        value: Option<&toml::Value>,
-        off: &toml::Value,
-        allowed: &'static str,
-    ) -> Result<(), ConfigError> {
-        match value {
-            Some(v) if v != off => Err(ConfigError::NotSupported {
-                origin: self.origin.to_string(),
-                key: key.to_string(),
-                value: v.to_string(),
-                allowed,
-            }),
-            _ => Ok(()),
-        }
     }
 
     fn positive(&self, key: &str, d: Duration) -> Result<(), ConfigError> {

@@ -11,6 +11,7 @@ mod connect_hop;
 mod forwarding;
 mod interop;
 mod limits;
+mod observe;
 mod offload;
 mod proxy_protocol;
 mod routing;
