@@ -185,6 +185,9 @@ impl Server {
         let stop_accepting = CancellationToken::new();
         let stop_connections = CancellationToken::new();
         let stop_admin = CancellationToken::new();
+        // Every listener is bound (bind() did it) and the configuration
+        // loaded: serving, before anything announces an address.
+        self.phase.send_replace(Phase::Serving);
         let mut loops = Vec::with_capacity(self.listeners.len());
         for (state, socket) in self.listeners {
             if let Ok(addr) = socket.local_addr() {
@@ -210,7 +213,6 @@ impl Server {
             };
             tokio::spawn(admin::serve(socket, state, stop_admin.clone()))
         });
-        self.phase.send_replace(Phase::Serving);
 
         shutdown.await;
         let AdminConfig {
