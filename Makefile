@@ -5,7 +5,7 @@ CARGO ?= cargo
 DEBIAN_PACKAGES := openssl curl socat haproxy nginx tinyproxy iproute2 chromium
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all build test lint fmt demo bench deps clean
+.PHONY: all build test lint fmt demo bench deps clean soak
 
 all: build
 
@@ -52,6 +52,10 @@ demo: deps
 ## bench: criterion micro-benchmarks
 bench: deps
 	$(CARGO) bench -p passthru-benches
+
+## soak: the full connection storm (two waves of 2,000 TLS connections), release build
+soak: deps
+	$(CARGO) test --release -p passthru-tests --test it -- --ignored soak --nocapture
 
 clean:
 	$(CARGO) clean
