@@ -5,7 +5,7 @@ CARGO ?= cargo
 DEBIAN_PACKAGES := openssl curl socat haproxy nginx tinyproxy iproute2 chromium
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all build test lint fmt demo bench deps clean soak
+.PHONY: all build test lint fmt demo bench deps clean soak audit
 
 all: build
 
@@ -35,10 +35,15 @@ build:
 test: deps
 	$(CARGO) test --workspace
 
-## lint: formatting and clippy, warnings are errors
-lint:
+## lint: formatting, clippy (warnings are errors) and the dependency audit
+lint: audit
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## audit: licences, bans and sources of every dependency (cargo-deny, installed when missing)
+audit:
+	@command -v cargo-deny >/dev/null 2>&1 || $(CARGO) install cargo-deny --locked
+	$(CARGO) deny check licenses bans sources
 
 fmt:
 	$(CARGO) fmt --all

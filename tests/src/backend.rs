@@ -96,7 +96,7 @@ impl TlsBackend {
         let mut config = builder.with_single_cert(chain, key).expect("server cert");
         config.alpn_protocols = self.alpn;
         let acceptor = TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = bind_with_backlog();
         let addr = listener.local_addr().expect("addr");
         let (tx, seen) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -173,6 +173,15 @@ impl RunningTls {
             .await
             .expect("backend task ended")
     }
+}
+
+/// 127.0.0.1:0 with a backlog deep enough for connection storms (tokio's
+/// default of 1024 drops SYNs when thousands connect at once).
+fn bind_with_backlog() -> TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_reuseaddr(true).expect("reuseaddr");
+    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    socket.listen(4096).expect("listen")
 }
 
 /// What a raw backend received on one connection.

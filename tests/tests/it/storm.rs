@@ -30,7 +30,7 @@ async fn storm(connections: usize, waves: usize) -> Vec<u64> {
         .await;
     let mut proxy = ProxyUnderTest::new()
         .route(&["gw.example.com"], "gw")
-        .backend("gw", &[backend.addr])
+        .backend_with("gw", &[backend.addr.to_string()], &["connect_timeout = \"10s\""])
         .spawn()
         .await;
     let client = Client::new(&lab);
