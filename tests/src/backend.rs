@@ -180,7 +180,9 @@ impl RunningTls {
 fn bind_with_backlog() -> TcpListener {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_reuseaddr(true).expect("reuseaddr");
-    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
     socket.listen(4096).expect("listen")
 }
 
