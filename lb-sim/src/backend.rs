@@ -10,17 +10,19 @@ use std::time::Duration;
 use passthru_certs::Identity;
 use rustls::RootCertStore;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::observe::{Failure, FailureKind, Hop, HopRecord, Layer, Ledger, Leg, Role};
 use crate::tls::{ServerSight, cert_seen, server_config};
-use crate::wire::{Wire, WireStats, accept_each, read_line, write_line};
+use crate::wire::{Wire, WireStats, accept_each, listen, read_line, write_line};
 
 /// What the backend is configured with.
 #[derive(Clone)]
 pub struct BackendPlan {
+    /// Where to listen (port 0: any free port).
+    pub listen: SocketAddr,
     /// Its certificate (issued by the lab root, backend.example.com).
     pub identity: Identity,
     /// Roots a client chain must lead to.
@@ -29,13 +31,13 @@ pub struct BackendPlan {
     pub step_limit: Duration,
 }
 
-/// Bind 127.0.0.1:0 and serve until `stop`; returns the bound address.
+/// Bind `plan.listen` and serve until `stop`; returns the bound address.
 pub async fn spawn(
     plan: BackendPlan,
     ledger: Ledger,
     stop: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let listener = listen("backend", plan.listen).await?;
     let addr = listener.local_addr()?;
     let plan = Arc::new(plan);
     accept_each(listener, stop, move |tcp| {

@@ -15,14 +15,14 @@ use passthru::access_log::{AccessLog, AccessRecord};
 use passthru_certs::Identity;
 use rustls::pki_types::ServerName;
 use serde::Serialize;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::GATEWAY_NAME;
 use crate::observe::{Failure, FailureKind, Hop, HopRecord, Layer, Ledger, Leg, Role};
 use crate::tls::{ClientSight, ServerSight, ServerTrust, cert_seen, client_config, server_config};
-use crate::wire::{accept_each, tunnel};
+use crate::wire::{accept_each, bind_error, listen, tunnel};
 
 /// What the balancer does with the agent's TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -39,6 +39,8 @@ pub enum BalancerMode {
 /// What the balancer is configured with.
 #[derive(Clone)]
 pub struct BalancerPlan {
+    /// Where to listen (port 0: any free port).
+    pub listen: SocketAddr,
     /// The mode.
     pub mode: BalancerMode,
     /// The balancer's certificate (SAN lb.example.com and gw.example.com).
@@ -53,7 +55,7 @@ pub struct BalancerPlan {
     pub step_limit: Duration,
 }
 
-/// Start the balancer on 127.0.0.1:0 until `stop`; returns its address.
+/// Start the balancer on `plan.listen` until `stop`; returns its address.
 pub async fn spawn(
     plan: BalancerPlan,
     ledger: Ledger,
@@ -62,7 +64,7 @@ pub async fn spawn(
     match plan.mode {
         BalancerMode::Passthrough => spawn_passthru(&plan, ledger, stop).await,
         BalancerMode::Offload | BalancerMode::OffloadReencrypt => {
-            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let listener = listen("balancer", plan.listen).await?;
             let addr = listener.local_addr()?;
             let plan = Arc::new(plan);
             accept_each(listener, stop, move |tcp| {
@@ -78,11 +80,11 @@ pub async fn spawn(
     }
 }
 
-/// passthru's configuration for the lab: one listener, one route for the
-/// gateway's name, one backend (optionally through the CONNECT hop).
-pub fn passthru_toml(gateway: &str, via: Option<SocketAddr>) -> String {
+/// passthru's configuration for the lab: one listener on `listen`, one route
+/// for the gateway's name, one backend (optionally through the CONNECT hop).
+pub fn passthru_toml(listen: SocketAddr, gateway: &str, via: Option<SocketAddr>) -> String {
     let mut text = format!(
-        "[[listener]]\nname = \"lab\"\nbind = \"127.0.0.1:0\"\n\n\
+        "[[listener]]\nname = \"lab\"\nbind = \"{listen}\"\n\n\
          [[route]]\nserver_names = [\"{GATEWAY_NAME}\"]\nbackend = \"gateway\"\n\n\
          [[backend]]\nname = \"gateway\"\nservers = [\"{gateway}\"]\nconnect_timeout = \"3s\"\n"
     );
@@ -97,11 +99,12 @@ async fn spawn_passthru(
     ledger: Ledger,
     stop: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
-    let text = passthru_toml(&plan.gateway, plan.via);
+    let text = passthru_toml(plan.listen, &plan.gateway, plan.via);
     let config = passthru::Config::from_toml(&text, "lb-sim passthru.toml")
         .context("lb-sim's passthru configuration")?;
     let (log, mut records) = AccessLog::channel();
-    let mut server = passthru::Server::bind(&config, log).context("passthru bind")?;
+    let mut server = passthru::Server::bind(&config, log)
+        .map_err(|e| bind_error("balancer (passthru)", e.addr, &e.source))?;
     server.set_drain(Duration::ZERO, plan.step_limit);
     let addr = server
         .local_addrs()

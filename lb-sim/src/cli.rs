@@ -39,6 +39,12 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Keep one topology up on local ports until Ctrl-C and print how to
     /// point openssl s_client, curl or passthru-certs probe at it.
+    ///
+    /// Every component listens on 127.0.0.1, on a free port the system picks
+    /// unless --port-base N fixes them: the balancer (what openssl and curl
+    /// connect to) on N, the gateway on N+1, the backend on N+2, and the
+    /// CONNECT proxy (connect-hop only) on N+3. Every address is printed
+    /// either way. Exit 1 when a port is already in use, 2 on a usage error.
     Serve {
         /// Which arrangement to run.
         #[arg(long, value_enum)]
@@ -47,7 +53,19 @@ pub(crate) enum Command {
         /// removed on exit).
         #[arg(long, value_name = "DIR")]
         pki_dir: Option<PathBuf>,
+        /// Listen on fixed ports from N: balancer N, gateway N+1, backend
+        /// N+2, CONNECT proxy N+3 (1 <= N <= 65532; default: free ports).
+        #[arg(long, value_name = "N", value_parser = port_base)]
+        port_base: Option<lb_sim::topology::Ports>,
     },
+}
+
+/// `--port-base N`: a port number that leaves room for the whole topology.
+fn port_base(text: &str) -> Result<lb_sim::topology::Ports, String> {
+    let base: u16 = text
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a port number (1 to 65535)"))?;
+    lb_sim::topology::Ports::from_base(base).map_err(|e| e.to_string())
 }
 
 /// `serve --mode` values.

@@ -17,14 +17,14 @@ use rcgen::{
 };
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::balancer::upstream_handshake;
 use crate::observe::{Failure, FailureKind, Hop, HopRecord, Layer, Ledger, Leg, Role};
 use crate::tls::{ServerSight, ServerTrust, cert_seen, server_config};
-use crate::wire::{Wire, WireStats, accept_each, tunnel};
+use crate::wire::{Wire, WireStats, accept_each, listen, tunnel};
 
 /// What the proxy does inside the tunnel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -39,6 +39,8 @@ pub enum ProxyMode {
 /// What the proxy is configured with.
 #[derive(Clone)]
 pub struct ProxyPlan {
+    /// Where to listen (port 0: any free port).
+    pub listen: SocketAddr,
     /// The mode.
     pub mode: ProxyMode,
     /// The lab's name table: `host:port` a client may CONNECT to → address.
@@ -61,14 +63,14 @@ pub struct RunningProxy {
     pub minted: Option<Identity>,
 }
 
-/// Bind 127.0.0.1:0 and serve until `stop`. The inspecting proxy mints its
+/// Bind `plan.listen` and serve until `stop`. The inspecting proxy mints its
 /// CA and a certificate for the first name of the table up front.
 pub async fn spawn(
     plan: ProxyPlan,
     ledger: Ledger,
     stop: CancellationToken,
 ) -> anyhow::Result<RunningProxy> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let listener = listen("CONNECT proxy", plan.listen).await?;
     let addr = listener.local_addr()?;
     let (ca, minted) = match plan.mode {
         ProxyMode::Tunnel => (None, None),

@@ -16,7 +16,7 @@ use rustls::RootCertStore;
 use rustls::server::Acceptor;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +24,7 @@ use crate::observe::{
     CertSeen, Failure, FailureKind, Hop, HopRecord, Layer, Ledger, Leg, Refusal, Role,
 };
 use crate::tls::{ServerSight, cert_seen, server_config};
-use crate::wire::{accept_each, tunnel, write_line};
+use crate::wire::{accept_each, listen, tunnel, write_line};
 
 /// Which clients the gateway lets through once their chain is valid.
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +68,8 @@ pub struct KnownClient {
 /// What the gateway is configured with.
 #[derive(Clone)]
 pub struct GatewayPlan {
+    /// Where to listen (port 0: any free port).
+    pub listen: SocketAddr,
     /// Its own (self-signed) certificate.
     pub identity: Identity,
     /// Roots a client chain must lead to.
@@ -80,13 +82,13 @@ pub struct GatewayPlan {
     pub step_limit: Duration,
 }
 
-/// Bind 127.0.0.1:0 and serve until `stop`; returns the bound address.
+/// Bind `plan.listen` and serve until `stop`; returns the bound address.
 pub async fn spawn(
     plan: GatewayPlan,
     ledger: Ledger,
     stop: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let listener = listen("gateway", plan.listen).await?;
     let addr = listener.local_addr()?;
     let plan = Arc::new(plan);
     accept_each(listener, stop, move |tcp| {

@@ -9,7 +9,11 @@
 //! inspecting proxy) breaks it. lb-sim runs the same agent, gateway and
 //! backend through each arrangement and records what every hop saw.
 //!
-//! # Components (each a real TLS endpoint on 127.0.0.1, port 0)
+//! # Components (each a real TLS endpoint on 127.0.0.1)
+//!
+//! Scenario runs bind port 0 everywhere; `serve --port-base N` fixes the
+//! ports ([`topology::Ports`]): front (balancer) N, gateway N+1, backend N+2,
+//! CONNECT proxy N+3.
 //!
 //! - [`agent`]: TLS client with a machine certificate, pinning the gateway;
 //!   inner mutual TLS with the backend; request/answer exchanges.
@@ -19,7 +23,8 @@
 //! - [`gateway`]: requires and validates the client certificate, optional
 //!   identity check ("Authentication Required"), tunnels TCP to the backend.
 //! - [`backend`]: inner mutual-TLS server that records the client thumbprint.
-//! - [`topology`]: starts the components of a path and wires their addresses.
+//! - [`topology`]: starts the components of a path, on free or fixed ports,
+//!   and wires their addresses.
 //!
 //! # Judging
 //!
@@ -35,7 +40,7 @@
 //! - [`report`]: terminal table, JSON, self-contained HTML with one sequence
 //!   diagram per scenario.
 //! - [`serve`]: keeps one topology up for `openssl s_client`, `curl` and
-//!   `passthru-certs probe`.
+//!   `passthru-certs probe`, on free ports or from `--port-base N`.
 //! - [`tls`], [`wire`]: rustls configs and verifiers that record what they
 //!   see; byte-level stream helpers.
 #![warn(missing_docs)]

@@ -39,8 +39,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Some(Command::Serve { mode, pki_dir }) = &cli.command {
-        return match runtime.block_on(serve::serve(mode.path(), pki_dir.as_deref())) {
+    if let Some(Command::Serve {
+        mode,
+        pki_dir,
+        port_base,
+    }) = &cli.command
+    {
+        let ports = port_base.unwrap_or_default();
+        return match runtime.block_on(serve::serve(mode.path(), pki_dir.as_deref(), ports)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("lb-sim serve: {e:#}");

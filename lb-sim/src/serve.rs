@@ -1,8 +1,16 @@
-//! `lb-sim serve --mode …`: keep one topology up on local ports until
-//! Ctrl-C, with the lab PEM files written to a directory, and print every
-//! address and ready-to-paste `openssl s_client`, `socat`, `curl` and
-//! `passthru-certs probe` command lines; then one line per connection each
-//! hop finishes.
+//! `lb-sim serve --mode … [--port-base N]`: keep one topology up on local
+//! ports until Ctrl-C, with the lab PEM files written to a directory, and
+//! print every address and ready-to-paste `openssl s_client`, `socat`,
+//! `curl` and `passthru-certs probe` command lines; then one line per
+//! connection each hop finishes.
+//!
+//! Without `--port-base` every component listens on a free port the system
+//! picks (127.0.0.1:0). With `--port-base N` the ports are fixed (see
+//! [`Ports`]): the front — the balancer the commands point at — on
+//! 127.0.0.1:N, the gateway on N+1, the backend on N+2 and, for
+//! `connect-hop`, the CONNECT proxy on N+3. N must be 1 to
+//! [`Ports::MAX_BASE`]; a port already in use stops `serve` with one
+//! sentence naming the component and the port.
 
 use std::path::{Path as FsPath, PathBuf};
 use std::time::Duration;
@@ -13,11 +21,11 @@ use passthru_certs::LabPki;
 use crate::agent::{BACKEND_NAME, GATEWAY_NAME};
 use crate::gateway::ClientCheck;
 use crate::report::table::hop_line;
-use crate::topology::{Path, Topology};
+use crate::topology::{Path, Ports, Topology};
 
-/// Run `path` until Ctrl-C; lab files go to `dir` (a temporary directory,
-/// removed on exit, when `None`).
-pub async fn serve(path: Path, dir: Option<&FsPath>) -> anyhow::Result<()> {
+/// Run `path` on `ports` until Ctrl-C; lab files go to `dir` (a temporary
+/// directory, removed on exit, when `None`).
+pub async fn serve(path: Path, dir: Option<&FsPath>, ports: Ports) -> anyhow::Result<()> {
     let pki = LabPki::generate(time::OffsetDateTime::now_utc()).context("lab PKI")?;
     let temp = match dir {
         Some(_) => None,
@@ -30,7 +38,7 @@ pub async fn serve(path: Path, dir: Option<&FsPath>) -> anyhow::Result<()> {
     };
     pki.write_to(&dir, true)
         .with_context(|| format!("writing the lab PEM files to {}", dir.display()))?;
-    let topology = Topology::start(path, &pki, ClientCheck::ChainOnly, STEP).await?;
+    let topology = Topology::start_at(path, &pki, ClientCheck::ChainOnly, STEP, ports).await?;
     println!("{}", instructions(&topology, &dir));
     println!("ready: serving {} until Ctrl-C", path.as_str());
 

@@ -1,8 +1,25 @@
-//! Starts the components of one path on 127.0.0.1:0 — backend, gateway,
-//! optional CONNECT proxy, balancer — from the back to the front, wiring each
-//! one's bound address into the one before it, and stops them together.
+//! Starts the components of one path — backend, gateway, optional CONNECT
+//! proxy, balancer — from the back to the front, wiring each one's bound
+//! address into the one before it, and stops them together.
+//!
+//! # Ports
+//!
+//! Every component listens on 127.0.0.1. With [`Ports::any`] (scenario runs,
+//! and `serve` without `--port-base`) each binds port 0 and the system picks
+//! a free port. With [`Ports::from_base`]`(N)` (`serve --port-base N`) the
+//! ports are fixed, one slot per component whatever the path:
+//!
+//! - N: the front, what clients connect to: the balancer (passthru or
+//!   relay), or the CONNECT proxy on a path without one (`inspecting-proxy`);
+//! - N+1: the gateway;
+//! - N+2: the backend;
+//! - N+3: the CONNECT proxy behind the balancer (`connect-hop`).
+//!
+//! A slot a path does not use stays free; a port already in use fails
+//! [`Topology::start_at`] with an error naming the component and the port.
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use passthru_certs::LabPki;
@@ -83,6 +100,83 @@ impl Path {
     }
 }
 
+/// Which 127.0.0.1 ports a topology's components listen on (see the
+/// module documentation for the order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ports {
+    base: Option<u16>,
+}
+
+/// `--port-base N` out of range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortBaseError(String);
+
+impl fmt::Display for PortBaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PortBaseError {}
+
+impl Ports {
+    /// How many consecutive ports from the base a topology may use.
+    pub const SPAN: u16 = 4;
+    /// The highest base that leaves room for [`Ports::SPAN`] ports.
+    pub const MAX_BASE: u16 = u16::MAX - (Ports::SPAN - 1);
+
+    /// Port 0 everywhere: the system picks free ports.
+    pub fn any() -> Ports {
+        Ports { base: None }
+    }
+
+    /// Fixed ports from `base` (1..=[`Ports::MAX_BASE`]).
+    pub fn from_base(base: u16) -> Result<Ports, PortBaseError> {
+        if base == 0 || base > Ports::MAX_BASE {
+            return Err(PortBaseError(format!(
+                "port base {base} is out of range: it must be 1 to {} since the lab listens on N to N+{}",
+                Ports::MAX_BASE,
+                Ports::SPAN - 1
+            )));
+        }
+        Ok(Ports { base: Some(base) })
+    }
+
+    /// The base, if fixed.
+    pub fn base(self) -> Option<u16> {
+        self.base
+    }
+
+    /// Where the component in `slot` (0 to SPAN-1) listens.
+    fn slot(self, slot: u16) -> SocketAddr {
+        let port = self.base.map_or(0, |base| base.saturating_add(slot));
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+    }
+
+    /// The front: the balancer, or the proxy on a path without one.
+    pub fn front(self) -> SocketAddr {
+        self.slot(0)
+    }
+
+    /// The gateway.
+    pub fn gateway(self) -> SocketAddr {
+        self.slot(1)
+    }
+
+    /// The backend.
+    pub fn backend(self) -> SocketAddr {
+        self.slot(2)
+    }
+
+    /// The CONNECT proxy of `path`: the front when no balancer precedes it.
+    pub fn proxy(self, path: Path) -> SocketAddr {
+        match path {
+            Path::InspectingProxy => self.front(),
+            _ => self.slot(3),
+        }
+    }
+}
+
 /// A running set of components.
 #[derive(Debug)]
 pub struct Topology {
@@ -106,19 +200,36 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Start every component of `path` for the lab `pki`; the gateway applies
-    /// `check` after validating the client chain. Returns once all are bound.
+    /// Start every component of `path` for the lab `pki` on ports the
+    /// system picks; the gateway applies `check` after validating the client
+    /// chain. Returns once all are bound.
     pub async fn start(
         path: Path,
         pki: &LabPki,
         check: ClientCheck,
         step_limit: Duration,
     ) -> anyhow::Result<Topology> {
+        Topology::start_at(path, pki, check, step_limit, Ports::any()).await
+    }
+
+    /// [`Topology::start`] on `ports`. When a component cannot bind, the
+    /// ones already started are stopped and the error names the component
+    /// and its address.
+    pub async fn start_at(
+        path: Path,
+        pki: &LabPki,
+        check: ClientCheck,
+        step_limit: Duration,
+        ports: Ports,
+    ) -> anyhow::Result<Topology> {
         let ledger = Ledger::new();
         let stop = CancellationToken::new();
+        // Stops whatever started if a later component fails to bind.
+        let started = stop.clone().drop_guard();
         let lab_root = roots(&[&pki.root_ca.cert_der])?;
         let backend = backend::spawn(
             BackendPlan {
+                listen: ports.backend(),
                 identity: pki.backend.clone(),
                 client_roots: lab_root.clone(),
                 step_limit,
@@ -129,6 +240,7 @@ impl Topology {
         .await?;
         let gateway = gateway::spawn(
             GatewayPlan {
+                listen: ports.gateway(),
                 identity: pki.gateway.clone(),
                 client_roots: lab_root,
                 check,
@@ -150,6 +262,7 @@ impl Topology {
             Some(mode) => Some(
                 connect_proxy::spawn(
                     ProxyPlan {
+                        listen: ports.proxy(path),
                         mode,
                         names: vec![(GATEWAY_TARGET.to_string(), gateway)],
                         upstream_trust: gateway_pin.clone(),
@@ -176,6 +289,7 @@ impl Topology {
             Some(mode) => Some(
                 balancer::spawn(
                     BalancerPlan {
+                        listen: ports.front(),
                         mode,
                         identity: pki.balancer.clone(),
                         gateway: match via {
@@ -203,6 +317,7 @@ impl Topology {
             ),
             (None, None) => (Entry::Direct(gateway), Hop::Gateway),
         };
+        started.disarm();
         Ok(Topology {
             path,
             entry,

@@ -4,6 +4,7 @@
 //! and the two-way copy of a tunnel.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -194,6 +195,28 @@ where
             "tunnel still open at the end of the run",
         )),
     }
+}
+
+/// Bind `addr` for `component` (the gateway, the backend, …); the error is
+/// one sentence naming both, from [`bind_error`].
+pub async fn listen(component: &str, addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| bind_error(component, addr, &e))
+}
+
+/// `component` could not listen on `addr`: one sentence naming both, and
+/// saying so plainly when the port is already taken.
+pub fn bind_error(component: &str, addr: SocketAddr, e: &io::Error) -> io::Error {
+    let text = if e.kind() == io::ErrorKind::AddrInUse {
+        format!(
+            "port {} is already in use, so the {component} cannot listen on {addr}",
+            addr.port()
+        )
+    } else {
+        format!("the {component} cannot listen on {addr}: {e}")
+    };
+    io::Error::new(e.kind(), text)
 }
 
 /// Accept connections on `listener` until `stop` is cancelled; each one is

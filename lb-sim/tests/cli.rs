@@ -1,6 +1,7 @@
 //! Process level: the `lb-sim` binary's exit codes, --list, --scenario,
 //! --json and --html files, the HTML in a real headless Chromium, and
-//! `serve` with a real `openssl s_client`. Children are killed by PID.
+//! `serve` with a real `openssl s_client`, on free or fixed (`--port-base`)
+//! ports. Children are killed by PID.
 
 // Helpers outside #[test] functions panic on purpose: a panic is a test
 // failure with its message.
@@ -254,6 +255,8 @@ fn wait_bounded(child: Child, limit: Duration, what: &str) -> std::process::Outp
 struct Serving {
     child: Child,
     front: String,
+    /// Every `component  address` line printed before `ready:`.
+    addresses: Vec<(String, String)>,
     pki: tempfile::TempDir,
 }
 
@@ -265,6 +268,12 @@ impl Drop for Serving {
 }
 
 fn serve(mode: &str) -> Serving {
+    serve_with(mode, &[]).unwrap_or_else(|stderr| panic!("lb-sim serve --mode {mode}: {stderr}"))
+}
+
+/// `lb-sim serve --mode MODE EXTRA…`, read until its `ready:` line (20 s at
+/// most, then killed by PID). `Err` holds its stderr when it exited first.
+fn serve_with(mode: &str, extra: &[&str]) -> Result<Serving, String> {
     let pki = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
         .args([
@@ -274,11 +283,18 @@ fn serve(mode: &str) -> Serving {
             "--pki-dir",
             pki.path().to_str().unwrap(),
         ])
+        .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -287,23 +303,71 @@ fn serve(mode: &str) -> Serving {
             }
         }
     });
-    let mut front = None;
+    let mut addresses = Vec::new();
     let serving = loop {
         match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(line) if line.starts_with("balancer ") => {
-                front = line.split_whitespace().nth(1).map(str::to_string);
-            }
             Ok(line) if line.starts_with("ready:") => break true,
-            Ok(_) => {}
-            Err(_) => break false,
+            Ok(line) => {
+                let mut words = line.split_whitespace();
+                if let (
+                    Some(component @ ("balancer" | "proxy" | "gateway" | "backend")),
+                    Some(addr),
+                ) = (words.next(), words.next())
+                {
+                    addresses.push((component.to_string(), addr.to_string()));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break false,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("lb-sim serve --mode {mode} {extra:?} printed no ready line within 20 s");
+            }
         }
     };
-    let front = front.filter(|_| serving);
-    let front = front.unwrap_or_else(|| {
+    if !serving {
         let _ = child.kill();
-        panic!("lb-sim serve --mode {mode} printed no balancer address and ready line within 20 s")
-    });
-    Serving { child, front, pki }
+        let _ = child.wait();
+        return Err(errors.join().unwrap_or_default());
+    }
+    let front = addresses
+        .iter()
+        .find(|(component, _)| component == "balancer")
+        .map(|(_, addr)| addr.clone());
+    let Some(front) = front else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("lb-sim serve --mode {mode} printed no balancer address: {addresses:?}");
+    };
+    Ok(Serving {
+        child,
+        front,
+        addresses,
+        pki,
+    })
+}
+
+/// Ports `serve --port-base N` may use: N (front), N+1 (gateway), N+2
+/// (backend), N+3 (CONNECT proxy).
+const PORT_SPAN: u16 = 4;
+
+/// A base whose PORT_SPAN ports were all free a moment ago: a port the
+/// system hands out for 127.0.0.1:0, kept only if the ones after it bind too.
+fn free_port_base() -> u16 {
+    for _ in 0..100 {
+        let base = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let Some(last) = base.checked_add(PORT_SPAN - 1) else {
+            continue;
+        };
+        if (base..=last).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("found no {PORT_SPAN} consecutive free ports on 127.0.0.1 in 100 tries");
 }
 
 /// Real `openssl s_client` with the agent certificate; stdin stays open
@@ -361,6 +425,97 @@ fn s_client_server_cert(serving: &Serving) -> String {
 fn pem_of(dir: &Path, name: &str) -> String {
     let pem = std::fs::read_to_string(dir.join(name)).unwrap();
     pem.trim().to_string()
+}
+
+/// `--port-base P`: the front on P, gateway P+1, backend P+2, and P accepts
+/// TCP. Another process may grab a port between the probe and the bind, so
+/// a base that turns out to be taken ("already in use", exit 1) is replaced.
+#[test]
+fn serve_port_base_puts_the_front_on_the_base_port() {
+    for _ in 0..5 {
+        let base = free_port_base();
+        let serving = match serve_with("passthrough", &["--port-base", &base.to_string()]) {
+            Ok(serving) => serving,
+            Err(stderr) if stderr.contains("already in use") => continue,
+            Err(stderr) => panic!("lb-sim serve --port-base {base} failed: {stderr}"),
+        };
+        assert_eq!(serving.front, format!("127.0.0.1:{base}"));
+        let expected: Vec<(String, String)> = [("balancer", 0), ("gateway", 1), ("backend", 2)]
+            .into_iter()
+            .map(|(c, offset)| (c.to_string(), format!("127.0.0.1:{}", base + offset)))
+            .collect();
+        assert_eq!(serving.addresses, expected);
+        let front: std::net::SocketAddr = serving.front.parse().unwrap();
+        std::net::TcpStream::connect_timeout(&front, Duration::from_secs(5))
+            .expect("TCP connect to the --port-base port");
+        return;
+    }
+    panic!("every port base tried was taken before lb-sim serve could bind it");
+}
+
+/// A taken port stops serve with exit 1 and one sentence naming the
+/// component and the port.
+#[test]
+fn serve_port_base_with_a_taken_port_names_the_component_and_exits_1() {
+    for _ in 0..5 {
+        let base = free_port_base();
+        let gateway = base + 1;
+        let Ok(_taken) = std::net::TcpListener::bind(("127.0.0.1", gateway)) else {
+            continue;
+        };
+        let pki = tempfile::tempdir().unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--mode", "passthrough", "--port-base"])
+            .arg(base.to_string())
+            .arg("--pki-dir")
+            .arg(pki.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = wait_bounded(child, Duration::from_secs(30), "lb-sim serve");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !stderr.contains(&format!("port {gateway} ")) {
+            // Someone else took the backend's port first: try another base.
+            assert!(stderr.contains("already in use"), "{stderr}");
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(
+            stderr.trim(),
+            format!(
+                "lb-sim serve: port {gateway} is already in use, so the gateway cannot listen on 127.0.0.1:{gateway}"
+            )
+        );
+        return;
+    }
+    panic!("could not set up a taken gateway port in 5 tries");
+}
+
+#[test]
+fn serve_port_base_out_of_range_is_a_usage_error() {
+    for base in ["65535", "65533", "0"] {
+        let out = lb_sim(&["serve", "--mode", "passthrough", "--port-base", base]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--port-base {base}: {stderr}");
+        assert!(stderr.contains("--port-base"), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "port base {base} is out of range: it must be 1 to 65532"
+            )),
+            "{stderr}"
+        );
+    }
+    let out = lb_sim(&[
+        "serve",
+        "--mode",
+        "passthrough",
+        "--port-base",
+        "65532",
+        "--help",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--port-base <N>"));
 }
 
 #[test]
