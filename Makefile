@@ -2,14 +2,14 @@
 
 CARGO ?= cargo
 # Debian packages the tests, the demo and the benchmarks use.
-DEBIAN_PACKAGES := openssl curl socat haproxy nginx tinyproxy iproute2 chromium
+DEBIAN_PACKAGES := openssl curl socat haproxy nginx libnginx-mod-stream tinyproxy iproute2 chromium
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all build test lint fmt demo bench deps clean soak audit
+.PHONY: all build test lint fmt demo bench bench-quick bench-idle bench-micro deps clean soak audit
 
 all: build
 
-## deps: install missing Debian packages (openssl, curl, socat, haproxy, nginx, tinyproxy, iproute2, chromium)
+## deps: install missing Debian packages (openssl, curl, socat, haproxy, nginx + stream module, tinyproxy, iproute2, chromium)
 deps:
 	@missing=""; \
 	for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -54,8 +54,24 @@ demo: deps
 	./target/debug/passthru-demo --passthru ./target/debug/passthru
 	./target/debug/lb-sim --html target/lb-sim-report.html --json target/lb-sim-report.json
 
-## bench: criterion micro-benchmarks
+## bench: load-generator table (direct, passthru, HAProxy, nginx stream; ~6 min), then memory per idle connection (~1 min)
 bench: deps
+	$(CARGO) build --release -p passthru -p passthru-benches --bins
+	./target/release/loadgen run
+	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); ./target/release/loadgen idle --connections 10000
+
+## bench-quick: the same table in about 2 minutes
+bench-quick: deps
+	$(CARGO) build --release -p passthru -p passthru-benches --bins
+	./target/release/loadgen run --quick
+
+## bench-idle: 10,000 idle TLS connections through each proxy, RSS per connection
+bench-idle: deps
+	$(CARGO) build --release -p passthru -p passthru-benches --bins
+	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); ./target/release/loadgen idle --connections 10000
+
+## bench-micro: criterion micro-benchmarks (ClientHello parse, route lookup, PROXY headers)
+bench-micro:
 	$(CARGO) bench -p passthru-benches
 
 ## soak: the full connection storm (two waves of 2,000 TLS connections), release build

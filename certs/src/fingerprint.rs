@@ -286,10 +286,11 @@ fn base64_bytes(value: &str) -> Vec<Vec<u8>> {
         .collect();
     let mut out: Vec<Vec<u8>> = Vec::new();
     for engine in [STANDARD_PAD_INDIFFERENT, URL_SAFE_PAD_INDIFFERENT] {
-        if let Ok(bytes) = engine.decode(&compact) {
-            if !bytes.is_empty() && !out.contains(&bytes) {
-                out.push(bytes);
-            }
+        if let Ok(bytes) = engine.decode(&compact)
+            && !bytes.is_empty()
+            && !out.contains(&bytes)
+        {
+            out.push(bytes);
         }
     }
     out

@@ -68,11 +68,11 @@ fn main() -> ExitCode {
         }
     };
     print!("{}", table::render(&report));
-    if let Some(path) = &cli.json {
-        if let Err(e) = std::fs::write(path, json::render(&report)) {
-            eprintln!("lb-sim: cannot write {}: {e}", path.display());
-            return ExitCode::from(1);
-        }
+    if let Some(path) = &cli.json
+        && let Err(e) = std::fs::write(path, json::render(&report))
+    {
+        eprintln!("lb-sim: cannot write {}: {e}", path.display());
+        return ExitCode::from(1);
     }
     if let Some(path) = &cli.html {
         if let Err(e) = std::fs::write(path, html::render(&report)) {

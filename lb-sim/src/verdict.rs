@@ -264,16 +264,16 @@ fn judge_hop(record: &HopRecord, agent_sha1: Option<&str>) -> Option<(Verdict, S
     }
     if hop == Hop::Gateway {
         let client = record.leg(Layer::Outer).and_then(|l| l.peer_cert.as_ref());
-        if let (Some(client), Some(agent)) = (client, agent_sha1) {
-            if client.sha1 != agent {
-                return fails(
-                    Reason::WrongClientIdentity,
-                    format!(
-                        "the gateway authenticated CN={} (SHA-1 {}) instead of the agent (SHA-1 {agent}): every machine behind this balancer looks like the balancer",
-                        client.subject_cn, client.sha1
-                    ),
-                );
-            }
+        if let (Some(client), Some(agent)) = (client, agent_sha1)
+            && client.sha1 != agent
+        {
+            return fails(
+                Reason::WrongClientIdentity,
+                format!(
+                    "the gateway authenticated CN={} (SHA-1 {}) instead of the agent (SHA-1 {agent}): every machine behind this balancer looks like the balancer",
+                    client.subject_cn, client.sha1
+                ),
+            );
         }
     }
     None

@@ -216,11 +216,11 @@ async fn pipeline(
     record.alpn.clone_from(&hello.alpn);
     record.tls_version = Some(hello.offered_version_name());
 
-    if let Some(host) = &connect_host {
-        if !sni_is(&hello, host) {
-            refuse(client, &hello, Refusal::ConnectSniMismatch).await;
-            return Outcome::Refused(Refusal::ConnectSniMismatch);
-        }
+    if let Some(host) = &connect_host
+        && !sni_is(&hello, host)
+    {
+        refuse(client, &hello, Refusal::ConnectSniMismatch).await;
+        return Outcome::Refused(Refusal::ConnectSniMismatch);
     }
 
     let Some(routed) = routing

@@ -229,12 +229,10 @@ async fn pump(
                 Forwarding::Auto => moved >= AUTO_SPLICE_AFTER,
             };
         #[cfg(target_os = "linux")]
-        if splice_now {
-            if let Some(pipe) = splice::Pipe::new() {
-                dir.spliced.fetch_add(1, Ordering::Relaxed);
-                drop(buf);
-                return splice::pump(from, to, &pipe, dir.count, &activity).await;
-            }
+        if splice_now && let Some(pipe) = splice::Pipe::new() {
+            dir.spliced.fetch_add(1, Ordering::Relaxed);
+            drop(buf);
+            return splice::pump(from, to, &pipe, dir.count, &activity).await;
         }
         #[cfg(not(target_os = "linux"))]
         let _ = splice_now;
@@ -248,10 +246,8 @@ async fn pump(
                 return Ok(());
             }
             Ok(n) => {
-                if tapping {
-                    if let Some(tap) = tap {
-                        tapping = tap.feed(dir.upstream, &buf);
-                    }
+                if tapping && let Some(tap) = tap {
+                    tapping = tap.feed(dir.upstream, &buf);
                 }
                 write_all(to, &buf).await.map_err(|_| Failed::Writer)?;
                 buf.clear();

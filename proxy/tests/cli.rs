@@ -718,10 +718,10 @@ fn out_of_descriptors_it_neither_crashes_nor_spins_and_recovers() {
     // nor log every attempt.
     let mut repeated = 0;
     while started.elapsed() < Duration::from_secs(1) {
-        if let Ok(line) = proc.stderr.recv_timeout(Duration::from_millis(100)) {
-            if line.contains("accept failed") {
-                repeated += 1;
-            }
+        if let Ok(line) = proc.stderr.recv_timeout(Duration::from_millis(100))
+            && line.contains("accept failed")
+        {
+            repeated += 1;
         }
     }
     let used = cpu_ticks(pid) - before;

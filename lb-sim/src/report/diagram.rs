@@ -170,35 +170,35 @@ fn steps(records: &[HopRecord]) -> Vec<Step> {
                 up,
                 gw.leg(Layer::Outer),
             );
-        } else if relay.notes.iter().any(|n| n.contains("in clear")) {
-            if let Some(gw_leg) = find(Hop::Gateway).and_then(|g| g.leg(Layer::Outer)) {
-                steps.push(arrow(
-                    relay.hop,
-                    Hop::Gateway,
-                    format!(
-                        "decrypted bytes in clear: ClientHello SNI {}",
-                        gw_leg.sni.as_deref().unwrap_or("?")
-                    ),
-                    Style::Plain,
-                ));
-                server_answer(&mut steps, relay.hop, Hop::Gateway, gw_leg);
-                if let Some(failure) = &gw_leg.failure {
-                    let text = format!("no client certificate ({})", failure.summary());
-                    steps.push(note(Hop::Gateway, text, true));
-                }
+        } else if relay.notes.iter().any(|n| n.contains("in clear"))
+            && let Some(gw_leg) = find(Hop::Gateway).and_then(|g| g.leg(Layer::Outer))
+        {
+            steps.push(arrow(
+                relay.hop,
+                Hop::Gateway,
+                format!(
+                    "decrypted bytes in clear: ClientHello SNI {}",
+                    gw_leg.sni.as_deref().unwrap_or("?")
+                ),
+                Style::Plain,
+            ));
+            server_answer(&mut steps, relay.hop, Hop::Gateway, gw_leg);
+            if let Some(failure) = &gw_leg.failure {
+                let text = format!("no client certificate ({})", failure.summary());
+                steps.push(note(Hop::Gateway, text, true));
             }
         }
     }
-    if let Some(gateway) = find(Hop::Gateway) {
-        if let Some(refused) = &gateway.refused {
-            steps.push(arrow(
-                Hop::Gateway,
-                Hop::Agent,
-                "\"Authentication Required\" (in clear)".into(),
-                Style::Alert,
-            ));
-            steps.push(note(Hop::Gateway, refused.to_string(), true));
-        }
+    if let Some(gateway) = find(Hop::Gateway)
+        && let Some(refused) = &gateway.refused
+    {
+        steps.push(arrow(
+            Hop::Gateway,
+            Hop::Agent,
+            "\"Authentication Required\" (in clear)".into(),
+            Style::Alert,
+        ));
+        steps.push(note(Hop::Gateway, refused.to_string(), true));
     }
     // The inner handshake and the answers.
     if let (Some(agent), Some(backend)) = (agent, find(Hop::Backend)) {

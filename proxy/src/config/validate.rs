@@ -125,10 +125,10 @@ fn refuse_offload(raw: &toml::Table, origin: &str) -> Result<(), ConfigError> {
                 return Err(refused(format!("{path}{key}")));
             }
         }
-        if let Some(mode) = table.get("mode").and_then(toml::Value::as_str) {
-            if OFFLOAD_MODES.contains(&mode.to_ascii_lowercase().as_str()) {
-                return Err(refused(format!("{path}mode = \"{mode}\"")));
-            }
+        if let Some(mode) = table.get("mode").and_then(toml::Value::as_str)
+            && OFFLOAD_MODES.contains(&mode.to_ascii_lowercase().as_str())
+        {
+            return Err(refused(format!("{path}mode = \"{mode}\"")));
         }
         Ok(())
     };

@@ -214,13 +214,12 @@ impl Proxy {
                 .stderr
                 .recv_timeout(Duration::from_secs(10))
                 .context("passthru did not report a listening address")?;
-            if line.contains("listening") {
-                if let Some(addr) = line
+            if line.contains("listening")
+                && let Some(addr) = line
                     .split_whitespace()
                     .find_map(|w| w.strip_prefix("addr="))
-                {
-                    return Ok(addr.parse()?);
-                }
+            {
+                return Ok(addr.parse()?);
             }
         }
     }

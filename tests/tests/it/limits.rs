@@ -230,7 +230,7 @@ async fn a_slow_reader_gets_every_byte() {
         }
         got.extend_from_slice(&buf[..n]);
         reads += 1;
-        if reads % 64 == 0 {
+        if reads.is_multiple_of(64) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
