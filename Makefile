@@ -5,7 +5,7 @@ CARGO ?= cargo
 DEBIAN_PACKAGES := openssl curl socat haproxy nginx libnginx-mod-stream tinyproxy iproute2 chromium
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all build test lint fmt demo bench bench-quick bench-idle bench-micro deps clean soak audit
+.PHONY: all build test lint fmt demo bench bench-quick bench-idle bench-micro deps clean soak audit fuzz
 
 all: build
 
@@ -77,6 +77,11 @@ bench-micro:
 ## soak: the full connection storm (two waves of 2,000 TLS connections), release build
 soak: deps
 	$(CARGO) test --release -p passthru-tests --test it -- --ignored soak --nocapture
+
+## fuzz: coverage-guided fuzzing of every parser that reads network input, FUZZ_SECONDS (default 60) per target; not part of test (docs/reliability.md)
+FUZZ_SECONDS ?= 60
+fuzz:
+	CARGO=$(CARGO) ./fuzz/run.sh $(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean

@@ -213,8 +213,10 @@ async fn read_request(stream: &mut TcpStream, buf: &mut [u8]) -> Result<Request,
     }
 }
 
-/// Parses a request head: `Ok(None)` when more bytes are needed.
-fn parse_request(head: &[u8]) -> Result<Option<Request>, HeadError> {
+/// Parses a request head: `Ok(None)` when more bytes are needed. Public
+/// (hidden) for the fuzz target `fuzz/fuzz_targets/admin_request.rs`.
+#[doc(hidden)]
+pub fn parse_request(head: &[u8]) -> Result<Option<Request>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head) {
@@ -325,20 +327,23 @@ fn reason_phrase(status: u16) -> &'static str {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Request {
+#[doc(hidden)]
+pub struct Request {
     method: Method,
     target: Target,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
+#[doc(hidden)]
+pub enum Method {
     Get,
     Head,
     Other,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
+#[doc(hidden)]
+pub enum Target {
     Healthz,
     Readyz,
     Metrics,
@@ -347,7 +352,8 @@ enum Target {
 
 /// Why no request could be read.
 #[derive(Debug, thiserror::Error)]
-enum HeadError {
+#[doc(hidden)]
+pub enum HeadError {
     #[error("request head larger than the limit")]
     TooLarge,
     #[error("malformed request head: {0}")]

@@ -210,7 +210,7 @@ fn head_len(buf: &[u8]) -> Option<usize> {
 
 /// A CONNECT request read from the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ConnectRequest {
+pub enum ConnectRequest {
     /// `CONNECT host:port`: the host as asked for.
     Target {
         /// The host (lower-case, brackets removed for IPv6).
@@ -247,7 +247,7 @@ pub(crate) async fn read_connect(
 }
 
 /// Parse a complete CONNECT head. Pure.
-pub(crate) fn parse_connect(head: &[u8]) -> ConnectRequest {
+pub fn parse_connect(head: &[u8]) -> ConnectRequest {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(head) {

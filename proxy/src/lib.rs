@@ -50,6 +50,10 @@ pub mod drain;
 pub mod explain;
 pub mod forward;
 mod front;
+// The inbound CONNECT head parser, public (hidden) for the fuzz target
+// `fuzz/fuzz_targets/connect_request.rs`.
+#[doc(hidden)]
+pub use front::{ConnectRequest, parse_connect};
 pub mod health;
 pub mod listener;
 pub mod logging;
