@@ -1,6 +1,8 @@
 # passthru: entry points. `make demo` and `make test` work from a fresh clone.
 
 CARGO ?= cargo
+# Where cargo puts binaries (honours CARGO_TARGET_DIR).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 # Debian packages the tests, the demo and the benchmarks use.
 DEBIAN_PACKAGES := openssl curl socat haproxy nginx libnginx-mod-stream tinyproxy iproute2 chromium
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
@@ -51,24 +53,24 @@ fmt:
 ## demo: lab PKI, the real passthru in front of a mutual-TLS gateway; then every lb-sim scenario, table and HTML report
 demo: deps
 	$(CARGO) build -p passthru -p passthru-tests -p lb-sim --bins
-	./target/debug/passthru-demo --passthru ./target/debug/passthru
-	./target/debug/lb-sim --html target/lb-sim-report.html --json target/lb-sim-report.json
+	$(TARGET_DIR)/debug/passthru-demo --passthru $(TARGET_DIR)/debug/passthru
+	$(TARGET_DIR)/debug/lb-sim --html $(TARGET_DIR)/lb-sim-report.html --json $(TARGET_DIR)/lb-sim-report.json
 
 ## bench: load-generator table (direct, passthru, HAProxy, nginx stream; ~6 min), then memory per idle connection (~1 min)
 bench: deps
 	$(CARGO) build --release -p passthru -p passthru-benches --bins
-	./target/release/loadgen run
-	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); ./target/release/loadgen idle --connections 10000
+	$(TARGET_DIR)/release/loadgen run
+	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); $(TARGET_DIR)/release/loadgen idle --connections 10000
 
 ## bench-quick: the same table in about 2 minutes
 bench-quick: deps
 	$(CARGO) build --release -p passthru -p passthru-benches --bins
-	./target/release/loadgen run --quick
+	$(TARGET_DIR)/release/loadgen run --quick
 
 ## bench-idle: 10,000 idle TLS connections through each proxy, RSS per connection
 bench-idle: deps
 	$(CARGO) build --release -p passthru -p passthru-benches --bins
-	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); ./target/release/loadgen idle --connections 10000
+	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); $(TARGET_DIR)/release/loadgen idle --connections 10000
 
 ## bench-micro: criterion micro-benchmarks (ClientHello parse, route lookup, PROXY headers)
 bench-micro:
