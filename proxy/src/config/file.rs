@@ -33,8 +33,6 @@ pub(crate) struct FileListener {
     pub(crate) max_connections: Option<i64>,
     #[serde(default, with = "humantime_serde")]
     pub(crate) tcp_keepalive: Option<Duration>,
-    // Keys of later versions: kept as raw values so that the validator can
-    // accept their "off" value and refuse anything else by name.
     pub(crate) proxy_protocol: Option<String>,
     pub(crate) trusted_proxies: Option<Vec<String>>,
     pub(crate) max_pending: Option<i64>,
@@ -75,7 +73,6 @@ pub(crate) struct FileBackend {
     pub(crate) idle_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub(crate) tcp_keepalive: Option<Duration>,
-    // Keys of later versions (see FileListener).
     pub(crate) send_proxy_protocol: Option<String>,
     pub(crate) via: Option<String>,
     pub(crate) health_check: Option<FileHealthCheck>,
