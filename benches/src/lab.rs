@@ -11,10 +11,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use passthru_certs::LabPki;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use passthru_certs::pin::PinnedServerCert;
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
 use tempfile::TempDir;
 
 use crate::configs::{BULK_BYTES, BULK_PATH};
@@ -74,10 +73,10 @@ impl Lab {
     /// The agent's client configuration.
     pub fn client_config(&self) -> Result<Arc<ClientConfig>> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Arc::new(Pinned {
-            pinned: CertificateDer::from(self.pki.gateway.cert_der.clone()),
-            provider: Arc::clone(&provider),
-        });
+        let verifier = Arc::new(PinnedServerCert::new(
+            CertificateDer::from(self.pki.gateway.cert_der.clone()),
+            Arc::clone(&provider),
+        ));
         let (chain, key) = self.pki.agent.rustls_chain();
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -86,66 +85,5 @@ impl Lab {
             .with_client_auth_cert(chain, key)?;
         config.resumption = rustls::client::Resumption::disabled();
         Ok(Arc::new(config))
-    }
-}
-
-/// Accepts exactly the pinned certificate (as agents that pin the gateway
-/// by thumbprint do), and checks the handshake signatures with it.
-#[derive(Debug)]
-struct Pinned {
-    pinned: CertificateDer<'static>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.pinned.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "not the pinned gateway certificate".into(),
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }

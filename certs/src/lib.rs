@@ -16,6 +16,7 @@
 //!   backend, balancer and the fault variants (expired, not yet valid,
 //!   untrusted issuer, duplicate CN, wrong EKU, wrong name); writes them as
 //!   PEM files with a README.txt.
+//! - [`pin`]: a verifier that accepts exactly one server certificate (agents' pinning).
 //! - [`fingerprint`]: thumbprints and serial numbers in hex (plain, colon,
 //!   spaced), byte-reversed, base64 and decimal; recognising a pasted value.
 //! - [`inspect`]: what one certificate says (names, key, usages, validity
@@ -34,6 +35,7 @@ pub mod fingerprint;
 pub mod input;
 pub mod inspect;
 pub mod lab;
+pub mod pin;
 pub mod probe;
 pub mod render;
 pub mod verify;

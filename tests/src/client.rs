@@ -8,10 +8,8 @@ use std::sync::Arc;
 
 use passthru_certs::Identity;
 use passthru_certs::fingerprint::sha256_hex;
-use rustls::DigitallySignedStruct;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use passthru_certs::pin::PinnedServerCert;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -109,10 +107,7 @@ impl Client {
 
     /// Complete the handshake over an existing connection (e.g. a CONNECT tunnel).
     pub async fn handshake(&self, tcp: TcpStream) -> io::Result<Connected> {
-        let verifier = Arc::new(Pinned {
-            pinned: self.pinned.clone(),
-            provider: provider(),
-        });
+        let verifier = Arc::new(PinnedServerCert::new(self.pinned.clone(), provider()));
         let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(if self.tls12_only {
                 TLS12_ONLY
@@ -150,66 +145,6 @@ impl Client {
             server_cert_sha256,
             alpn,
         })
-    }
-}
-
-/// Accepts exactly one end-entity certificate; signatures still checked.
-#[derive(Debug)]
-struct Pinned {
-    pinned: CertificateDer<'static>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.pinned.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 
