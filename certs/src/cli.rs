@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use passthru::connect_hop::ViaUrl;
 use passthru_certs::clock::{self, TimeError};
 use passthru_certs::verify::Purpose;
+use passthru_net::ViaUrl;
 use time::OffsetDateTime;
 
 /// Lab PKI, certificate inspection in every encoding, chain verification

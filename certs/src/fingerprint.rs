@@ -6,54 +6,16 @@
 //!
 //! Pure functions over DER bytes; no certificate parsing, no I/O.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{
     STANDARD, STANDARD_PAD_INDIFFERENT, URL_SAFE_PAD_INDIFFERENT,
 };
+use passthru_net::thumbprint::{self, lower_hex};
 use serde::Serialize;
-use sha1::{Digest as _, Sha1};
-use sha2::Sha256;
 
-/// SHA-1 thumbprint of `der` as lower-case hex without separators, the form
-/// gateways use to pin a certificate ("thumbprint").
-pub fn sha1_hex(der: &[u8]) -> String {
-    lower_hex(&Sha1::digest(der))
-}
-
-/// SHA-256 thumbprint of `der` as lower-case hex without separators.
-pub fn sha256_hex(der: &[u8]) -> String {
-    lower_hex(&Sha256::digest(der))
-}
-
-/// `bytes` as upper-case hex pairs joined by colons ("AB:CD:EF"), as
-/// certificate viewers and `openssl x509 -fingerprint` show them.
-pub fn colon_hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            out.push(':');
-        }
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02X}");
-    }
-    out
-}
-
-/// `bytes` as lower-case hex pairs joined by spaces ("30 01"), as the
-/// Windows certificate viewer shows a serial number.
-pub fn spaced_hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
+pub use passthru_net::thumbprint::{colon_hex, sha1_hex, sha256_hex, spaced_hex};
 
 /// `bytes` in standard base64 with padding.
 pub fn base64(bytes: &[u8]) -> String {
@@ -95,8 +57,8 @@ impl Thumbprints {
     /// The thumbprints of the DER certificate `der`.
     pub fn of(der: &[u8]) -> Thumbprints {
         Thumbprints {
-            sha1: Thumbprint::of(&Sha1::digest(der)),
-            sha256: Thumbprint::of(&Sha256::digest(der)),
+            sha1: Thumbprint::of(&thumbprint::sha1(der)),
+            sha256: Thumbprint::of(&thumbprint::sha256(der)),
         }
     }
 }
@@ -202,8 +164,8 @@ impl fmt::Display for Match {
 /// or decimal. Serials compare as numbers, so a leading 0x00 byte may be
 /// present or not.
 pub fn match_value(value: &str, der: &[u8], raw_serial: &[u8]) -> Option<Match> {
-    let sha1 = Sha1::digest(der);
-    let sha256 = Sha256::digest(der);
+    let sha1 = thumbprint::sha1(der);
+    let sha256 = thumbprint::sha256(der);
     let value = strip_prefix(value);
     let mut candidates: Vec<(Encoding, Vec<u8>)> = Vec::new();
     if let Some(bytes) = hex_bytes(value) {
@@ -353,15 +315,6 @@ fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200e}' | '\u{200f}' | '\u{feff}' | '\u{200b}')
 }
 
-fn lower_hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,7 +393,7 @@ mod tests {
                 m(Field::Sha1, Encoding::Hex),
             ),
             (
-                spaced_hex(&Sha1::digest(der)),
+                spaced_hex(&thumbprint::sha1(der)),
                 m(Field::Sha1, Encoding::Hex),
             ),
             (

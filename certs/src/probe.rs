@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use passthru::connect_hop::ViaUrl;
+use passthru_net::ViaUrl;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use passthru::{ConnectRequest, parse_connect};
+use passthru_net::connect_head::{ConnectRequest, parse_connect};
 
 /// The CONNECT head limit in `front.rs`.
 const MAX_CONNECT_HEAD: usize = 16 * 1024;

@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use passthru::connect_hop::{MAX_HEADER, ResponseHead, parse_response};
+use passthru_net::connect_head::{MAX_HEADER, ResponseHead, parse_response};
 
 fuzz_target!(|data: &[u8]| {
     let data = &data[..data.len().min(MAX_HEADER)];

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use passthru::connect_hop::{ViaUrl, tunnel};
 use passthru_certs::Identity;
+use passthru_net::ViaUrl;
+use passthru_net::tunnel::tunnel;
 use rustls::RootCertStore;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

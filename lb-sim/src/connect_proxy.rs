@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use passthru_certs::Identity;
+use passthru_net::ServerAddr;
+use passthru_net::connect_head::{ConnectRequest, parse_connect};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
@@ -215,11 +217,9 @@ async fn read_request(client: &mut TcpStream, limit: Duration) -> Result<(String
     let (buf, end) = tokio::time::timeout(limit, read)
         .await
         .map_err(|_| Failure::plain(FailureKind::Timeout, "no CONNECT request in time"))??;
-    let head = String::from_utf8_lossy(&buf[..end]);
-    let mut words = head.lines().next().unwrap_or_default().split_whitespace();
-    match (words.next(), words.next()) {
-        (Some("CONNECT"), Some(target)) => Ok((
-            target.to_ascii_lowercase(),
+    match parse_connect(&buf[..end]) {
+        ConnectRequest::Target { host, port } => Ok((
+            ServerAddr { host, port }.to_string(),
             Bytes::copy_from_slice(&buf[end..]),
         )),
         _ => Err(Failure::plain(FailureKind::Other, "not a CONNECT request")),

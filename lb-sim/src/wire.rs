@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use passthru_net::Prefixed;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -70,8 +71,7 @@ impl WireStats {
 /// shared [`WireStats`].
 #[derive(Debug)]
 pub struct Wire<S> {
-    inner: S,
-    prefix: Bytes,
+    inner: Prefixed<S>,
     stats: std::sync::Arc<WireStats>,
 }
 
@@ -79,8 +79,7 @@ impl<S> Wire<S> {
     /// Wrap `inner`; `prefix` holds bytes already read from it.
     pub fn new(inner: S, prefix: Bytes, stats: std::sync::Arc<WireStats>) -> Wire<S> {
         Wire {
-            inner,
-            prefix,
+            inner: Prefixed::new(prefix, inner),
             stats,
         }
     }
@@ -92,13 +91,6 @@ impl<S: AsyncRead + Unpin> AsyncRead for Wire<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            let chunk = self.prefix.split_to(n);
-            buf.put_slice(&chunk);
-            self.stats.note_read(&chunk);
-            return Poll::Ready(Ok(()));
-        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         match &polled {

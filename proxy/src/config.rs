@@ -19,16 +19,15 @@ mod file;
 mod tests;
 mod validate;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::connect_hop::ViaUrl;
 use crate::forward::Forwarding;
 use crate::route::ServerNamePattern;
 use crate::trust::TrustedProxies;
 
+pub use passthru_net::{ServerAddr, ViaUrl};
 pub use validate::ConfigError;
 
 /// A validated configuration.
@@ -161,26 +160,6 @@ impl Balance {
             Balance::RoundRobin => "round_robin",
             Balance::LeastConn => "least_conn",
             Balance::SourceHash => "source_hash",
-        }
-    }
-}
-
-/// A server address as written: a host name or IP literal and a port.
-/// Names are resolved at connect time, not at load time.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ServerAddr {
-    /// Host name or IP literal (without brackets).
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-}
-
-impl fmt::Display for ServerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
         }
     }
 }

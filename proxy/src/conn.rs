@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
+use passthru_net::connect_head::ConnectRequest;
+use passthru_net::io::write_all;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -17,10 +19,10 @@ use tracing::{debug, warn};
 use crate::access_log::{AccessLog, AccessRecord, Observed};
 use crate::clienthello::ClientHello;
 use crate::config::{ExpectProxy, SendProxy};
-use crate::forward::{Counters, End, Tap, forward_with, write_all};
+use crate::forward::{Counters, End, Tap, forward_with};
 use crate::front::{
-    ConnectRequest, HelloError, answer_connect_error, answer_connect_ok, answer_plaintext,
-    read_client_hello, read_connect, read_proxy_header, refuse,
+    HelloError, answer_connect_error, answer_connect_ok, answer_plaintext, read_client_hello,
+    read_connect, read_proxy_header, refuse,
 };
 use crate::metrics::Metrics;
 use crate::observe::{Direction, Handshake, ObserverTap};

@@ -16,6 +16,7 @@ use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use passthru_net::io::write_all;
 use socket2::SockRef;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
@@ -262,19 +263,6 @@ async fn pump(
             Err(_) => return Err(Failed::Reader),
         }
     }
-}
-
-/// Write all of `data`, waiting for the socket as needed.
-pub(crate) async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        to.writable().await?;
-        match to.try_write(data) {
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 async fn idle(timeout: Option<Duration>, last: &AtomicU64, epoch: Instant) {

@@ -8,7 +8,9 @@ use std::io;
 use std::net::Shutdown;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BytesMut};
+use passthru_net::connect_head::{ConnectRequest, MAX_HEADER, head_len, parse_connect};
+use passthru_net::io::{READ_CHUNK, read_some, write_all};
 use socket2::SockRef;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -18,7 +20,6 @@ use crate::access_log::AccessRecord;
 use crate::alert::{alert_record, find_offload_headers, plaintext_http_reply};
 use crate::clienthello::{self, ClientHello};
 use crate::config::ExpectProxy;
-use crate::forward::write_all;
 use crate::proxy_protocol::{self, MAX_V2_LEN, ProxyHeader, Version};
 use crate::refusal::{Refusal, Reply};
 use crate::sniff::{Sniff, sniff};
@@ -128,23 +129,6 @@ fn is_connect(buf: &[u8]) -> bool {
     buf.starts_with(b"CONNECT ")
 }
 
-/// One read into `buf`, never growing it past `max`.
-pub(crate) async fn read_some(
-    stream: &TcpStream,
-    buf: &mut BytesMut,
-    max: usize,
-) -> io::Result<usize> {
-    loop {
-        stream.readable().await?;
-        let room = max.saturating_sub(buf.len());
-        buf.reserve(room.min(READ_CHUNK));
-        match stream.try_read_buf(&mut (&mut *buf).limit(room)) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            result => return result,
-        }
-    }
-}
-
 /// Send the refusal's TLS alert (if it has one), then close.
 pub(crate) async fn refuse(client: &TcpStream, hello: &ClientHello, refusal: Refusal) {
     if let Reply::Alert(alert) = refusal.reply() {
@@ -204,26 +188,6 @@ async fn read_head(client: &TcpStream, buf: &mut BytesMut, until: Instant, limit
     }
 }
 
-fn head_len(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
-}
-
-/// A CONNECT request read from the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnectRequest {
-    /// `CONNECT host:port`: the host as asked for.
-    Target {
-        /// The host (lower-case, brackets removed for IPv6).
-        host: String,
-        /// The port asked for (not used for routing).
-        port: u16,
-    },
-    /// Not a usable CONNECT; the reason goes into a 400.
-    Malformed(&'static str),
-    /// The client went quiet or away before the head was complete.
-    Incomplete,
-}
-
 /// Read the CONNECT head (≤ 16 KiB, within `deadline`) and remove it from
 /// `buf`: what follows it is the start of the tunnelled ClientHello.
 pub(crate) async fn read_connect(
@@ -231,8 +195,8 @@ pub(crate) async fn read_connect(
     buf: &mut BytesMut,
     deadline: Instant,
 ) -> ConnectRequest {
-    if !read_head(client, buf, deadline, MAX_CONNECT_HEAD).await {
-        return if buf.len() >= MAX_CONNECT_HEAD {
+    if !read_head(client, buf, deadline, MAX_HEADER).await {
+        return if buf.len() >= MAX_HEADER {
             ConnectRequest::Malformed("the CONNECT header block is larger than 16 KiB")
         } else {
             ConnectRequest::Incomplete
@@ -244,36 +208,6 @@ pub(crate) async fn read_connect(
     let request = parse_connect(&buf[..len]);
     buf.advance(len);
     request
-}
-
-/// Parse a complete CONNECT head. Pure.
-pub fn parse_connect(head: &[u8]) -> ConnectRequest {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        _ => return ConnectRequest::Malformed("the CONNECT request is not valid HTTP"),
-    }
-    let Some(target) = req.path else {
-        return ConnectRequest::Malformed("the CONNECT request has no target");
-    };
-    let Some((host, port)) = target.rsplit_once(':') else {
-        return ConnectRequest::Malformed("the CONNECT target has no port (expected host:port)");
-    };
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let Ok(port) = port.parse::<u16>() else {
-        return ConnectRequest::Malformed("the CONNECT target's port is not a number");
-    };
-    if host.is_empty() || host.len() > 253 {
-        return ConnectRequest::Malformed("the CONNECT target's host is empty or too long");
-    }
-    ConnectRequest::Target {
-        host: host.to_ascii_lowercase(),
-        port,
-    }
 }
 
 /// `200 Connection established`: the tunnel is open.
@@ -315,57 +249,8 @@ pub(crate) async fn lingering_close(client: &TcpStream) {
     .await;
 }
 
-const READ_CHUNK: usize = 4096;
 const MAX_HTTP_HEAD: usize = 16 * 1024;
-const MAX_CONNECT_HEAD: usize = 16 * 1024;
 const HTTP_HEAD_WAIT: Duration = Duration::from_secs(1);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const LINGER: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 64 * 1024;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connect_requests() {
-        assert_eq!(
-            parse_connect(
-                b"CONNECT GW.example.com:443 HTTP/1.1\r\nHost: gw.example.com:443\r\n\r\n"
-            ),
-            ConnectRequest::Target {
-                host: "gw.example.com".into(),
-                port: 443
-            }
-        );
-        assert_eq!(
-            parse_connect(b"CONNECT [::1]:8443 HTTP/1.1\r\n\r\n"),
-            ConnectRequest::Target {
-                host: "::1".into(),
-                port: 8443
-            }
-        );
-        assert!(matches!(
-            parse_connect(b"CONNECT gw.example.com HTTP/1.1\r\n\r\n"),
-            ConnectRequest::Malformed(_)
-        ));
-        assert!(matches!(
-            parse_connect(b"CONNECT gw:x HTTP/1.1\r\n\r\n"),
-            ConnectRequest::Malformed(_)
-        ));
-        assert!(matches!(
-            parse_connect(b"CONNECT :443 HTTP/1.1\r\n\r\n"),
-            ConnectRequest::Malformed(_)
-        ));
-        assert!(matches!(
-            parse_connect(b"CONNECT gw:443 HTTP/1.1\r\nbad header\r\n\r\n"),
-            ConnectRequest::Malformed(_)
-        ));
-    }
-
-    #[test]
-    fn head_length() {
-        assert_eq!(head_len(b"CONNECT a:1 HTTP/1.1\r\n\r\n\x16\x03"), Some(24));
-        assert_eq!(head_len(b"CONNECT a:1 HTTP/1.1\r\n"), None);
-    }
-}

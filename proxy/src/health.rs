@@ -6,14 +6,14 @@
 
 use std::sync::Arc;
 
+use passthru_net::dial::dial;
+use passthru_net::tunnel::tunnel;
 use tokio::time::{MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::backend::Backend;
 use crate::config::HealthCheck;
-use crate::connect::dial;
-use crate::connect_hop::tunnel;
 use crate::metrics::Metrics;
 
 /// Start the checks of every backend that has one; they stop when `stop`

@@ -15,8 +15,6 @@
 //! - [`route`]: server-name patterns and the route table.
 //! - [`backend`]: server lists and balancing.
 //! - [`health`]: active TCP health checks with rise/fall.
-//! - [`connect`]: dialling a backend's servers within `connect_timeout`.
-//! - [`connect_hop`]: the upstream HTTP CONNECT hop (`via`).
 //! - [`forward`]: the bidirectional byte copy with half-close and idle timeout.
 //! - [`refusal`]: every way a connection ends early, and what goes on the wire.
 //! - [`alert`]: TLS alert records and the plaintext-HTTP 400 reply.
@@ -44,16 +42,10 @@ pub mod backend;
 pub mod clienthello;
 pub mod config;
 pub mod conn;
-pub mod connect;
-pub mod connect_hop;
 pub mod drain;
 pub mod explain;
 pub mod forward;
 mod front;
-// The inbound CONNECT head parser, public (hidden) for the fuzz target
-// `fuzz/fuzz_targets/connect_request.rs`.
-#[doc(hidden)]
-pub use front::{ConnectRequest, parse_connect};
 pub mod health;
 pub mod listener;
 pub mod logging;

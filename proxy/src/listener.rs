@@ -6,6 +6,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use passthru_net::dial::set_options;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +15,6 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::conn::{self, ConnContext, Outcome};
-use crate::connect::set_options;
 use crate::metrics::Metrics;
 use crate::refusal::Refusal;
 use crate::server::{ListenerState, Routing};

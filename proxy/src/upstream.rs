@@ -6,15 +6,15 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use passthru_net::ServerAddr;
+use passthru_net::dial::dial;
+use passthru_net::io::write_all;
+use passthru_net::tunnel::tunnel_with_keepalive;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::warn;
 
 use crate::backend::{ActiveGuard, Backend};
-use crate::config::ServerAddr;
-use crate::connect::dial;
-use crate::connect_hop::tunnel_with_keepalive;
-use crate::forward::write_all;
 
 /// A server connection, ready to forward.
 #[derive(Debug)]
@@ -57,7 +57,7 @@ pub(crate) async fn connect(
             )
             .await
             .map(|t| {
-                crate::connect::set_options(&t.stream, cfg.tcp_keepalive);
+                passthru_net::dial::set_options(&t.stream, cfg.tcp_keepalive);
                 (t.stream, t.leftover)
             })
             .map_err(|e| e.to_string()),

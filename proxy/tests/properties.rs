@@ -26,12 +26,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use passthru::alert::{OFFLOAD_HEADERS, find_offload_headers};
 use passthru::clienthello::{self, ClientHello};
-use passthru::connect_hop::{MAX_HEADER, parse_response};
 use passthru::proxy_protocol::{
     self, MAX_AUTHORITY_LEN, MAX_V1_LEN, MAX_V2_LEN, ProxyHeader, Version, encode_v1, encode_v2,
     encode_v2_local,
 };
 use passthru::sniff::{Sniff, sniff};
+use passthru_net::connect_head::{MAX_HEADER, parse_response};
 
 /// The captured ClientHellos (`proxy/src/clienthello/testdata/README.md`).
 const CLIENT_HELLOS: [(&str, &[u8]); 9] = [
@@ -931,12 +931,12 @@ fn connect_request_targets_are_bounded_and_lower_case() {
         );
         let port = u16::try_from(rng.below(65536)).unwrap();
         let head = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n");
-        let want = passthru::ConnectRequest::Target {
+        let want = passthru_net::connect_head::ConnectRequest::Target {
             host: host.to_ascii_lowercase(),
             port,
         };
         assert_eq!(
-            passthru::parse_connect(head.as_bytes()),
+            passthru_net::connect_head::parse_connect(head.as_bytes()),
             want,
             "case {case}: {head:?}"
         );
@@ -944,7 +944,9 @@ fn connect_request_targets_are_bounded_and_lower_case() {
     for case in 0..5000 {
         let input =
             rng.mutate(b"CONNECT GW.example.com:443 HTTP/1.1\r\nHost: GW.example.com:443\r\n\r\n");
-        if let passthru::ConnectRequest::Target { host, .. } = passthru::parse_connect(&input) {
+        if let passthru_net::connect_head::ConnectRequest::Target { host, .. } =
+            passthru_net::connect_head::parse_connect(&input)
+        {
             assert!(
                 !host.is_empty() && host.len() <= 253,
                 "case {case}: {}",

@@ -1,76 +1,23 @@
 //! Reaching the server for a probe: resolve and connect directly, telling
 //! "refused", "timed out" and "name resolution failed" apart; or open a
-//! tunnel through an HTTP CONNECT proxy with passthru's own hop client
-//! (the same code the proxy's `via` uses), keeping the bytes the proxy sent
+//! tunnel through an HTTP CONNECT proxy with `passthru-net`'s CONNECT
+//! client (the same code the proxy's `via` uses), keeping the bytes the proxy sent
 //! after its answer in front of the TLS stream.
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use passthru::connect::DialError;
-use passthru::connect_hop::{self, HopError, ViaUrl};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use passthru_net::ViaUrl;
+use passthru_net::dial::DialError;
+use passthru_net::tunnel::{self, HopError};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use super::Step;
 
 /// A connected stream, with bytes already received for it in front.
-#[derive(Debug)]
-pub(super) struct Prefixed {
-    prefix: Vec<u8>,
-    offset: usize,
-    inner: TcpStream,
-}
-
-impl Prefixed {
-    pub(super) fn new(prefix: Vec<u8>, inner: TcpStream) -> Self {
-        Prefixed {
-            prefix,
-            offset: 0,
-            inner,
-        }
-    }
-}
-
-impl AsyncRead for Prefixed {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let rest = this.prefix.get(this.offset..).unwrap_or_default();
-        if !rest.is_empty() {
-            let n = rest.len().min(buf.remaining());
-            buf.put_slice(&rest[..n]);
-            this.offset += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Prefixed {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
+pub(super) type Prefixed = passthru_net::Prefixed<TcpStream>;
 
 /// A step that went well or badly, with its one-line detail.
 pub(super) type Outcome = (Step, Result<String, String>);
@@ -154,7 +101,7 @@ pub(super) async fn direct(host: &str, port: u16, limit: Duration) -> Reached {
 /// Opens a tunnel to `target` through `via` within `limit`.
 pub(super) async fn via(proxy: &ViaUrl, target: &str, limit: Duration) -> Reached {
     let started = Instant::now();
-    match connect_hop::tunnel(proxy, target, limit).await {
+    match tunnel::tunnel(proxy, target, limit).await {
         Ok(tunnel) => {
             let peer = tunnel
                 .stream
@@ -176,7 +123,7 @@ pub(super) async fn via(proxy: &ViaUrl, target: &str, limit: Duration) -> Reache
             ];
             Reached {
                 steps,
-                stream: Some(Prefixed::new(tunnel.leftover.to_vec(), tunnel.stream)),
+                stream: Some(Prefixed::new(tunnel.leftover, tunnel.stream)),
             }
         }
         Err(HopError::Dial { via, source }) => {
@@ -230,25 +177,7 @@ pub(super) fn human(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::AsyncReadExt as _;
-
     use super::*;
-
-    #[tokio::test]
-    async fn prefixed_yields_the_prefix_then_the_stream() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        let (mut server, _) = server.unwrap();
-        tokio::io::AsyncWriteExt::write_all(&mut server, b" world")
-            .await
-            .unwrap();
-        drop(server);
-        let mut stream = Prefixed::new(b"hello".to_vec(), client.unwrap());
-        let mut all = Vec::new();
-        stream.read_to_end(&mut all).await.unwrap();
-        assert_eq!(all, b"hello world");
-    }
 
     #[tokio::test]
     async fn refused_is_told_apart() {

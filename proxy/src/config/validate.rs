@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use passthru_net::addr::split_host_port;
+
 use super::file::{FileAdmin, FileBackend, FileConfig, FileListener, FileRoute};
 use super::{
     AdminConfig, BackendConfig, Balance, Config, ExpectProxy, HealthCheck, ListenerConfig,
-    RouteConfig, SendProxy, ServerAddr,
+    RouteConfig, SendProxy, ServerAddr, ViaUrl,
 };
-use crate::connect_hop::ViaUrl;
 use crate::forward::Forwarding;
 use crate::route::ServerNamePattern;
 use crate::trust::TrustedProxies;
@@ -723,7 +724,11 @@ fn parse_server(s: &str) -> Option<ServerAddr> {
             port: addr.port(),
         });
     }
-    let (host, port) = s.rsplit_once(':')?;
+    // A bracketed host that is not an IPv6 literal is not a name either.
+    if s.starts_with('[') {
+        return None;
+    }
+    let (host, port) = split_host_port(s)?;
     let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
     let valid_name = !host.is_empty()
         && host.len() <= 253

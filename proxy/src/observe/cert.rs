@@ -2,10 +2,7 @@
 //! thumbprints and notAfter, in the renderings `passthru-certs inspect`
 //! uses, so an operator can compare them by eye. No I/O.
 
-use std::fmt::Write as _;
-
-use sha1::{Digest as _, Sha1};
-use sha2::Sha256;
+use passthru_net::thumbprint::{sha1_hex, sha256_hex, spaced_hex};
 
 use super::CertSummary;
 
@@ -19,9 +16,9 @@ pub(super) fn summarize(der: &[u8]) -> Option<CertSummary> {
     Some(CertSummary {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
-        serial_hex: hex(cert.raw_serial(), " "),
-        sha1: hex(&Sha1::digest(der), ""),
-        sha256: hex(&Sha256::digest(der), ""),
+        serial_hex: spaced_hex(cert.raw_serial()),
+        sha1: sha1_hex(der),
+        sha256: sha256_hex(der),
         not_after: format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
             t.year(),
@@ -33,17 +30,4 @@ pub(super) fn summarize(der: &[u8]) -> Option<CertSummary> {
         ),
         not_after_unix: not_after.timestamp(),
     })
-}
-
-/// `bytes` as lower-case hex pairs joined by `separator`.
-fn hex(bytes: &[u8], separator: &str) -> String {
-    let mut out = String::with_capacity(bytes.len() * (2 + separator.len()));
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            out.push_str(separator);
-        }
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }

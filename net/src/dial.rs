@@ -1,4 +1,4 @@
-//! Dialling a backend: resolve the server's name at connect time, connect
+//! Dialling a server: resolve its name at connect time, connect
 //! within `connect_timeout`, set the socket options, and move on to the
 //! next server when one fails.
 
@@ -10,7 +10,7 @@ use socket2::{SockRef, TcpKeepalive};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
-use crate::config::ServerAddr;
+use crate::addr::ServerAddr;
 
 /// Why one server could not be reached.
 #[derive(Debug, thiserror::Error)]
