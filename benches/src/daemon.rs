@@ -224,6 +224,15 @@ const READY_WITHIN: Duration = Duration::from_secs(10);
 /// Bound on a peer's graceful stop.
 const STOP_WITHIN: Duration = Duration::from_secs(5);
 
+/// The processes whose CPU is read around a window.
+#[derive(Debug, Clone, Copy)]
+pub struct Peers<'a> {
+    /// The proxy under test (`None` for direct): its CPU and memory are the figures.
+    pub proxy: Option<&'a Daemon>,
+    /// The TLS backend: its CPU is recorded to show where the machine's time went.
+    pub backend: &'a Daemon,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,9 +13,8 @@ use serde::Serialize;
 use tokio::process::Command;
 
 use crate::configs;
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Peers};
 use crate::lab::Lab;
-use crate::workload::Peers;
 
 /// A path from the client to the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

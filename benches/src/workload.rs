@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::client::{self, Agent, IO_TIMEOUT};
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Peers};
 use crate::procfs::{self, Usage};
 use crate::topology::Target;
 
@@ -105,15 +105,6 @@ pub struct Sample {
     pub p99_ms: Option<f64>,
     /// Failed connections or requests (the load goes on without them).
     pub errors: u64,
-}
-
-/// The processes whose CPU is read around a window.
-#[derive(Debug, Clone, Copy)]
-pub struct Peers<'a> {
-    /// The proxy under test (`None` for direct): its CPU and memory are the figures.
-    pub proxy: Option<&'a Daemon>,
-    /// The TLS backend: its CPU is recorded to show where the machine's time went.
-    pub backend: &'a Daemon,
 }
 
 /// Measure `metric` against `addr`.

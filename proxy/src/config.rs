@@ -23,8 +23,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::forward::Forwarding;
-use crate::route::ServerNamePattern;
+pub use crate::route::RouteConfig;
 use crate::trust::TrustedProxies;
 
 pub use passthru_net::{ServerAddr, ViaUrl};
@@ -131,15 +130,16 @@ pub enum SendProxy {
     V2,
 }
 
-/// One route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteConfig {
-    /// Server-name patterns (exact or one leading `*.` label).
-    pub server_names: Vec<ServerNamePattern>,
-    /// ALPN protocols of which the client must offer one; empty means any.
-    pub alpn: Vec<String>,
-    /// Index into [`Config::backends`].
-    pub backend: usize,
+/// `[tuning] forwarding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Forwarding {
+    /// Copy, and switch a direction to splice once it carries bulk data.
+    #[default]
+    Auto,
+    /// Always copy through user space.
+    Copy,
+    /// Splice from the first byte (Linux; copy elsewhere).
+    Splice,
 }
 
 /// How a backend picks its server.

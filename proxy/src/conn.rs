@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 
 use crate::access_log::{AccessLog, AccessRecord, Observed};
 use crate::clienthello::ClientHello;
-use crate::config::{ExpectProxy, SendProxy};
+use crate::config::{ExpectProxy, ListenerConfig, SendProxy};
 use crate::forward::{Counters, End, Tap, forward_with};
 use crate::front::{
     HelloError, answer_connect_error, answer_connect_ok, answer_plaintext, read_client_hello,
@@ -29,7 +29,7 @@ use crate::observe::{Direction, Handshake, ObserverTap};
 use crate::proxy_protocol::{encode_v1, encode_v2};
 use crate::refusal::Refusal;
 use crate::route::{MatchKind, ServerNamePattern};
-use crate::server::{ListenerState, Routing};
+use crate::routing::Routing;
 use crate::upstream;
 
 /// How a connection ended, for the access log and counters.
@@ -62,7 +62,7 @@ impl Outcome {
 #[derive(Debug)]
 pub struct ConnContext {
     /// The listener it arrived on.
-    pub listener: Arc<ListenerState>,
+    pub listener: Arc<ListenerConfig>,
     /// Routes and backends, as of its accept.
     pub routing: Arc<Routing>,
     /// Where its access record goes.
@@ -89,7 +89,7 @@ pub async fn serve(
         stop,
     } = ctx;
     let started = Instant::now();
-    let name = &listener.config.name;
+    let name = &listener.name;
     metrics.connection_opened(name);
     let outcome = tokio::select! {
         outcome = pipeline(&stream, &listener, &routing, &mut record, &metrics, pending, &stop) => outcome,
@@ -116,14 +116,13 @@ pub async fn serve(
 
 async fn pipeline(
     client: &TcpStream,
-    listener: &ListenerState,
+    cfg: &ListenerConfig,
     routing: &Routing,
     record: &mut AccessRecord,
     metrics: &Metrics,
     pending: OwnedSemaphorePermit,
     stop: &CancellationToken,
 ) -> Outcome {
-    let cfg = &listener.config;
     let deadline = Instant::now() + cfg.client_hello_timeout;
     let mut buf = BytesMut::with_capacity(INITIAL_BUFFER);
     let mut proxy_ssl_tlv = false;

@@ -29,7 +29,7 @@ pub fn explain(config: &Config, name: &str, alpn: &[String]) -> String {
             );
         }
     }
-    let table = RouteTable::new(config);
+    let table = RouteTable::from_routes(&config.routes, config.default_backend);
     let Some(routed) = table.lookup(Some(name), alpn) else {
         let _ = writeln!(
             out,

@@ -22,6 +22,8 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Forwarding;
+
 #[cfg(target_os = "linux")]
 mod splice;
 
@@ -51,18 +53,6 @@ impl End {
             End::Stopped => "stopped",
         }
     }
-}
-
-/// `[tuning] forwarding`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Forwarding {
-    /// Copy, and switch a direction to splice once it carries bulk data.
-    #[default]
-    Auto,
-    /// Always copy through user space.
-    Copy,
-    /// Splice from the first byte (Linux; copy elsewhere).
-    Splice,
 }
 
 /// Byte counters, readable while the copy runs.

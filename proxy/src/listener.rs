@@ -8,16 +8,28 @@ use std::time::Duration;
 
 use passthru_net::dial::set_options;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::access_log::{AccessLog, AccessRecord};
+use crate::config::ListenerConfig;
 use crate::conn::{self, ConnContext, Outcome};
 use crate::metrics::Metrics;
 use crate::refusal::Refusal;
-use crate::server::{ListenerState, Routing};
+use crate::routing::Routing;
+
+/// A listener's settings and its connection permits.
+#[derive(Debug)]
+pub struct ListenerState {
+    /// Validated settings.
+    pub config: Arc<ListenerConfig>,
+    /// One permit per allowed open connection (`max_connections`).
+    pub permits: Arc<Semaphore>,
+    /// One permit per connection not yet routed (`max_pending`).
+    pub pending: Arc<Semaphore>,
+}
 
 /// What an accept loop needs besides its socket.
 #[derive(Debug, Clone)]
@@ -91,7 +103,7 @@ pub(crate) async fn accept_loop(
             record,
             pending,
             ConnContext {
-                listener: Arc::clone(&state),
+                listener: Arc::clone(&state.config),
                 routing,
                 log: ctx.log.clone(),
                 metrics: Arc::clone(&ctx.metrics),

@@ -84,16 +84,7 @@ fn run(path: PathBuf, format: Format) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let reload = server.reload_handle();
-        tokio::spawn(reloads.run(move || match Config::from_file(&path) {
-            Ok(new) => {
-                for warning in new.warnings.iter().chain(&reload.apply(&new)) {
-                    tracing::warn!("{warning}");
-                }
-                tracing::info!(summary = %new.summary(), "configuration reloaded");
-            }
-            Err(e) => tracing::error!("reload failed; keeping the running configuration: {e}"),
-        }));
+        tokio::spawn(server.reload_handle().serve(reloads, path));
         server.run(shutdown.recv()).await;
         ExitCode::SUCCESS
     })

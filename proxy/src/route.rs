@@ -7,7 +7,16 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::config::{Config, RouteConfig};
+/// One route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Server-name patterns (exact or one leading `*.` label).
+    pub server_names: Vec<ServerNamePattern>,
+    /// ALPN protocols of which the client must offer one; empty means any.
+    pub alpn: Vec<String>,
+    /// Index of the backend in the configuration.
+    pub backend: usize,
+}
 
 /// A `server_names` entry: an exact name, or `*.` followed by a suffix.
 /// Stored lower-case without a trailing dot.
@@ -116,12 +125,8 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Index the routes of a validated configuration.
-    pub fn new(config: &Config) -> RouteTable {
-        RouteTable::from_routes(&config.routes, config.default_backend)
-    }
-
-    /// Index routes directly (benchmarks and tests).
+    /// Index `routes` (in file order); `default` is the `[default]`
+    /// backend's index.
     pub fn from_routes(routes: &[RouteConfig], default: Option<usize>) -> RouteTable {
         let mut table = RouteTable {
             default,

@@ -1,5 +1,5 @@
 //! The server: bind every listener and the admin port (reporting the bound
-//! addresses), run the accept loops, swap routes on reload, and drain:
+//! addresses), run the accept loops, and drain:
 //! `/healthz` turns 503, listeners keep accepting for `drain_delay`, then
 //! close, and open connections get up to `drain_timeout`.
 
@@ -18,60 +18,12 @@ use tracing::{info, warn};
 
 use crate::access_log::AccessLog;
 use crate::admin::{self, AdminState};
-use crate::backend::Backend;
 use crate::config::{AdminConfig, Config, ListenerConfig};
 use crate::drain::Phase;
-use crate::forward::Forwarding;
-use crate::health;
-use crate::listener::{AcceptContext, accept_loop};
+use crate::listener::{AcceptContext, ListenerState, accept_loop};
 use crate::metrics::Metrics;
-use crate::route::RouteTable;
-
-/// A listener's settings and its connection permits.
-#[derive(Debug)]
-pub struct ListenerState {
-    /// Validated settings.
-    pub config: ListenerConfig,
-    /// One permit per allowed open connection (`max_connections`).
-    pub permits: Arc<Semaphore>,
-    /// One permit per connection not yet routed (`max_pending`).
-    pub pending: Arc<Semaphore>,
-}
-
-/// Routes and backends: what a reload replaces. Each connection takes the
-/// current one when it is accepted and keeps it to the end.
-#[derive(Debug)]
-pub struct Routing {
-    /// The route table.
-    pub table: RouteTable,
-    /// Backends, indexed as in the configuration.
-    pub backends: Vec<Arc<Backend>>,
-    /// `[tuning] forwarding`.
-    pub forwarding: Forwarding,
-    /// Stops this generation's health checks when a reload replaces it.
-    checks: CancellationToken,
-}
-
-impl Routing {
-    /// Build from a validated configuration (no health checks running).
-    pub fn new(config: &Config) -> Routing {
-        Routing {
-            table: RouteTable::new(config),
-            backends: config
-                .backends
-                .iter()
-                .cloned()
-                .map(|b| Arc::new(Backend::new(b)))
-                .collect(),
-            forwarding: config.forwarding,
-            checks: CancellationToken::new(),
-        }
-    }
-
-    fn start_checks(&self, metrics: &Arc<Metrics>) {
-        health::spawn(&self.backends, metrics, &self.checks);
-    }
-}
+use crate::reload::ReloadHandle;
+use crate::routing::{Routing, backend_servers};
 
 /// Why a listener or the admin port could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +63,7 @@ impl Server {
             let state = ListenerState {
                 permits: Arc::new(Semaphore::new(l.max_connections)),
                 pending: Arc::new(Semaphore::new(l.max_pending)),
-                config: l.clone(),
+                config: Arc::new(l.clone()),
             };
             listeners.push((Arc::new(state), socket));
         }
@@ -174,7 +126,7 @@ impl Server {
             listeners: self
                 .listeners
                 .iter()
-                .map(|(s, _)| s.config.clone())
+                .map(|(s, _)| ListenerConfig::clone(&s.config))
                 .collect(),
         }
     }
@@ -249,55 +201,13 @@ impl Server {
             tracker.wait().await;
         }
         self.phase.send_replace(Phase::Stopped);
-        self.routing.borrow().checks.cancel();
+        self.routing.borrow().stop_checks();
         stop_admin.cancel();
         if let Some(task) = admin_task {
             let _ = task.await;
         }
         info!(still_open_at_timeout = cut, "stopped");
     }
-}
-
-/// Applies a new configuration's routes and backends to a running server.
-#[derive(Debug, Clone)]
-pub struct ReloadHandle {
-    routing: watch::Sender<Arc<Routing>>,
-    metrics: Arc<Metrics>,
-    listeners: Vec<ListenerConfig>,
-}
-
-impl ReloadHandle {
-    /// Swap in the routes and backends of `config`. New connections use
-    /// them; open connections keep theirs. Listener and admin changes cannot
-    /// be applied to bound sockets: they are returned as warnings.
-    pub fn apply(&self, config: &Config) -> Vec<String> {
-        let routing = Routing::new(config);
-        self.metrics.set_backends(&backend_servers(config));
-        routing.start_checks(&self.metrics);
-        let old = self.routing.send_replace(Arc::new(routing));
-        old.checks.cancel();
-        let mut warnings = Vec::new();
-        if config.listeners != self.listeners {
-            warnings.push(format!(
-                "{}: listener settings changed; they take effect only after a restart",
-                config.origin
-            ));
-        }
-        warnings
-    }
-}
-
-fn backend_servers(config: &Config) -> Vec<(String, Vec<String>)> {
-    config
-        .backends
-        .iter()
-        .map(|b| {
-            (
-                b.name.clone(),
-                b.servers.iter().map(ToString::to_string).collect(),
-            )
-        })
-        .collect()
 }
 
 fn bind_socket(addr: SocketAddr) -> io::Result<TcpListener> {

@@ -11,10 +11,9 @@ use passthru_net::addr::split_host_port;
 
 use super::file::{FileAdmin, FileBackend, FileConfig, FileListener, FileRoute};
 use super::{
-    AdminConfig, BackendConfig, Balance, Config, ExpectProxy, HealthCheck, ListenerConfig,
-    RouteConfig, SendProxy, ServerAddr, ViaUrl,
+    AdminConfig, BackendConfig, Balance, Config, ExpectProxy, Forwarding, HealthCheck,
+    ListenerConfig, RouteConfig, SendProxy, ServerAddr, ViaUrl,
 };
-use crate::forward::Forwarding;
 use crate::route::ServerNamePattern;
 use crate::trust::TrustedProxies;
 

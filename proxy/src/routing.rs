@@ -1,0 +1,68 @@
+//! [`Routing`]: the routes, backends and forwarding mode a connection is
+//! served with, and what a reload replaces as a whole. Each connection takes
+//! the current one when it is accepted and keeps it to the end.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Backend;
+use crate::config::{Config, Forwarding};
+use crate::health;
+use crate::metrics::Metrics;
+use crate::route::RouteTable;
+
+/// Routes and backends: what a reload replaces. Each connection takes the
+/// current one when it is accepted and keeps it to the end.
+#[derive(Debug)]
+pub struct Routing {
+    /// The route table.
+    pub table: RouteTable,
+    /// Backends, indexed as in the configuration.
+    pub backends: Vec<Arc<Backend>>,
+    /// `[tuning] forwarding`.
+    pub forwarding: Forwarding,
+    /// Stops this generation's health checks when a reload replaces it.
+    checks: CancellationToken,
+}
+
+impl Routing {
+    /// Build from a validated configuration (no health checks running).
+    pub fn new(config: &Config) -> Routing {
+        Routing {
+            table: RouteTable::from_routes(&config.routes, config.default_backend),
+            backends: config
+                .backends
+                .iter()
+                .cloned()
+                .map(|b| Arc::new(Backend::new(b)))
+                .collect(),
+            forwarding: config.forwarding,
+            checks: CancellationToken::new(),
+        }
+    }
+
+    /// Start this generation's health checks.
+    pub(crate) fn start_checks(&self, metrics: &Arc<Metrics>) {
+        health::spawn(&self.backends, metrics, &self.checks);
+    }
+
+    /// Stop this generation's health checks (replaced, or the server stopped).
+    pub(crate) fn stop_checks(&self) {
+        self.checks.cancel();
+    }
+}
+
+/// Each backend's name and its servers as text, for the metric labels.
+pub(crate) fn backend_servers(config: &Config) -> Vec<(String, Vec<String>)> {
+    config
+        .backends
+        .iter()
+        .map(|b| {
+            (
+                b.name.clone(),
+                b.servers.iter().map(ToString::to_string).collect(),
+            )
+        })
+        .collect()
+}
