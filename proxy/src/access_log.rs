@@ -14,6 +14,7 @@ use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::observe::Handshake;
+use crate::refusal::Outcome;
 
 /// Access-log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,8 +59,8 @@ pub struct AccessRecord {
     /// Time from accept to close.
     #[serde(serialize_with = "seconds")]
     pub duration: Duration,
-    /// `ok`, or the refusal reason.
-    pub outcome: &'static str,
+    /// `ok`, the refusal reason, `client_closed` or `stopped`.
+    pub outcome: Outcome,
     /// How a forwarded connection ended (`closed`, `idle_timeout`, …).
     pub end: Option<&'static str>,
     /// Extra detail for refusals (e.g. offload headers seen).
@@ -96,7 +97,7 @@ impl AccessRecord {
             bytes_up: 0,
             bytes_down: 0,
             duration: Duration::ZERO,
-            outcome: "ok",
+            outcome: Outcome::Forwarded,
             end: None,
             detail: None,
             handshake: None,
@@ -135,7 +136,7 @@ impl AccessRecord {
         push("bytes_up", &self.bytes_up.to_string());
         push("bytes_down", &self.bytes_down.to_string());
         push("duration", &format!("{:.3}s", self.duration.as_secs_f64()));
-        push("outcome", self.outcome);
+        push("outcome", self.outcome.as_str());
         push("end", self.end.unwrap_or("-"));
         if let Some(d) = &self.detail {
             push("detail", d);

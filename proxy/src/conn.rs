@@ -1,14 +1,16 @@
-//! One connection, start to end: read the ClientHello (keeping every byte),
-//! route it, reach a server, replay the buffered bytes, forward, and write
-//! the access record. The only module that sequences the parts on a
-//! socket; every wait on a peer is under a named deadline.
+//! One connection, start to end, in the order of the wire steps (SPEC,
+//! "Wire behaviour"): [`read_front`] (PROXY header, inbound CONNECT,
+//! ClientHello), [`route`], [`open_upstream`] (connect, and replay the
+//! buffered bytes to the server), [`replay`] (the hop's leftover bytes to
+//! the client), [`forward`], and [`account`] (counters and the access
+//! record). A step that refuses returns the [`Refusal`]; its reply is
+//! written in one place (`front::answer`). The only module that sequences
+//! the parts on a socket; every wait on a peer is under a named deadline.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::BytesMut;
-use passthru_net::connect_head::ConnectRequest;
 use passthru_net::io::write_all;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
@@ -17,51 +19,27 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::access_log::{AccessLog, AccessRecord, Observed};
+use crate::backend::Backend;
 use crate::clienthello::ClientHello;
 use crate::config::{ExpectProxy, ListenerConfig, SendProxy};
 use crate::forward::{Counters, End, Tap, forward_with};
 use crate::front::{
-    HelloError, answer_connect_error, answer_connect_ok, answer_plaintext, read_client_hello,
-    read_connect, read_proxy_header, refuse,
+    Answering, ClientSide, HelloError, answer, answer_connect_ok, read_client_hello, read_connect,
+    read_proxy_header,
 };
 use crate::metrics::Metrics;
 use crate::observe::{Direction, Handshake, ObserverTap};
 use crate::proxy_protocol::{encode_v1, encode_v2};
+pub use crate::refusal::Outcome;
 use crate::refusal::Refusal;
 use crate::route::{MatchKind, ServerNamePattern};
 use crate::routing::Routing;
-use crate::upstream;
-
-/// How a connection ended, for the access log and counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Routed and forwarded; how the forwarding ended.
-    Forwarded(End),
-    /// Refused before forwarding.
-    Refused(Refusal),
-    /// The client closed before sending a whole ClientHello (a TCP health
-    /// check, a port scan). Not a refusal: nothing was refused.
-    ClientClosed,
-    /// passthru stopped before the connection was routed.
-    Stopped,
-}
-
-impl Outcome {
-    /// The access log's `outcome`: `ok`, a refusal reason, `client_closed` or `stopped`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Forwarded(_) => "ok",
-            Outcome::Refused(r) => r.as_str(),
-            Outcome::ClientClosed => "client_closed",
-            Outcome::Stopped => "stopped",
-        }
-    }
-}
+use crate::upstream::{self, Upstream};
 
 /// What a connection needs from its listener and server.
 #[derive(Debug)]
 pub struct ConnContext {
-    /// The listener it arrived on.
+    /// The settings of the listener it arrived on.
     pub listener: Arc<ListenerConfig>,
     /// Routes and backends, as of its accept.
     pub routing: Arc<Routing>,
@@ -73,8 +51,8 @@ pub struct ConnContext {
     pub stop: CancellationToken,
 }
 
-/// Serve one accepted connection and log it. `pending` is the listener's
-/// `max_pending` slot, returned once the connection is routed.
+/// Serve one accepted connection and account for it. `pending` is the
+/// listener's `max_pending` slot, returned once the connection is routed.
 pub async fn serve(
     stream: TcpStream,
     mut record: AccessRecord,
@@ -89,31 +67,61 @@ pub async fn serve(
         stop,
     } = ctx;
     let started = Instant::now();
-    let name = &listener.name;
-    metrics.connection_opened(name);
-    let outcome = tokio::select! {
-        outcome = pipeline(&stream, &listener, &routing, &mut record, &metrics, pending, &stop) => outcome,
-        () = stop.cancelled() => Outcome::Stopped,
+    metrics.connection_opened(&listener.name);
+    let ended = tokio::select! {
+        ended = pipeline(&stream, &listener, &routing, &mut record, &metrics, pending, &stop) => ended,
+        () = stop.cancelled() => Err(Outcome::Stopped),
     };
-    record.outcome = outcome.as_str();
-    match outcome {
-        Outcome::Forwarded(end) => record.end = Some(end.as_str()),
-        Outcome::Refused(refusal) => metrics.refused(name, refusal.as_str()),
-        Outcome::ClientClosed | Outcome::Stopped => {}
-    }
     record.duration = started.elapsed();
+    account(record, ended, &metrics, &log, Opened::Yes);
+}
+
+/// Whether the connection was counted as open (`connection_opened`):
+/// refusals at accept never were.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Opened {
+    /// Served by [`serve`].
+    Yes,
+    /// Refused by the accept loop.
+    No,
+}
+
+/// Wire step 7, for every connection (those refused at accept included):
+/// the outcome, the counters and the one access-log line.
+pub(crate) fn account(
+    mut record: AccessRecord,
+    ended: Result<End, Outcome>,
+    metrics: &Metrics,
+    log: &AccessLog,
+    opened: Opened,
+) {
+    let outcome = match ended {
+        Ok(end) => {
+            record.end = Some(end.as_str());
+            Outcome::Forwarded
+        }
+        Err(outcome) => outcome,
+    };
+    record.outcome = outcome;
+    let name = record.listener.as_str();
+    if let Outcome::Refused(refusal) = outcome {
+        metrics.refused(name, refusal);
+    }
     metrics.connection_finished(
         name,
         record.route.as_deref().unwrap_or(""),
         record.backend.as_deref().unwrap_or(""),
-        record.outcome,
+        outcome.as_str(),
     );
-    metrics.bytes(name, record.bytes_up, record.bytes_down);
-    metrics.connection_closed(name);
-    debug!(outcome = record.outcome, "connection finished");
+    if opened == Opened::Yes {
+        metrics.bytes(name, record.bytes_up, record.bytes_down);
+        metrics.connection_closed(name);
+        debug!(%outcome, "connection finished");
+    }
     log.write(record);
 }
 
+/// The steps of one connection; a refusal is answered here, once.
 async fn pipeline(
     client: &TcpStream,
     cfg: &ListenerConfig,
@@ -122,33 +130,127 @@ async fn pipeline(
     metrics: &Metrics,
     pending: OwnedSemaphorePermit,
     stop: &CancellationToken,
-) -> Outcome {
-    let deadline = Instant::now() + cfg.client_hello_timeout;
-    let mut buf = BytesMut::with_capacity(INITIAL_BUFFER);
-    let mut proxy_ssl_tlv = false;
+) -> Result<End, Outcome> {
+    let mut side = ClientSide::new(client, cfg.client_hello_timeout);
+    let mut front = Front::default();
+    let steps = async {
+        let hello = read_front(&mut side, &mut front, cfg, routing, record, metrics).await?;
+        let backend = route(&hello, routing, record)?;
+        // Routed: no longer pending.
+        drop(pending);
+        let upstream = open_upstream(&side, &hello, backend, record, metrics).await?;
+        let tap = cfg.observe_handshake.then(ObserverTap::new);
+        if let Some(tap) = &tap {
+            tap.feed_direction(Direction::ClientToServer, &side.buf);
+            tap.feed_direction(Direction::ServerToClient, &upstream.leftover);
+        }
+        let end = match replay(&side, &upstream).await {
+            Err(end) => end,
+            Ok(()) => {
+                forward(
+                    &side,
+                    &upstream,
+                    backend,
+                    routing,
+                    tap.as_ref(),
+                    record,
+                    stop,
+                )
+                .await
+            }
+        };
+        if let Some(tap) = tap {
+            observed(&tap, metrics, &cfg.name, &backend.config.name, record);
+        }
+        Ok(end)
+    };
+    match steps.await {
+        Ok(end) => Ok(end),
+        Err(Early::Outcome(outcome)) => Err(outcome),
+        Err(Early::Refused(refusal)) => {
+            debug!(reason = refusal.as_str(), bytes = side.buf.len(), "refused");
+            let with = Answering {
+                hello_version: front.hello_version,
+                connect_host: front.connect_host.as_deref(),
+                proxy_ssl_tlv: front.proxy_ssl_tlv,
+                max_head: cfg.max_client_hello,
+            };
+            for signal in answer(&mut side, refusal, with, record).await {
+                metrics.offload_signal(&cfg.name, &signal);
+            }
+            Err(Outcome::Refused(refusal))
+        }
+    }
+}
+
+/// How a step ends the connection early.
+#[derive(Debug)]
+enum Early {
+    /// Refused: the reply is written before the close.
+    Refused(Refusal),
+    /// Ended without a refusal (the client left).
+    Outcome(Outcome),
+}
+
+impl From<Refusal> for Early {
+    fn from(refusal: Refusal) -> Self {
+        Early::Refused(refusal)
+    }
+}
+
+impl From<HelloError> for Early {
+    fn from(error: HelloError) -> Self {
+        match error {
+            HelloError::Refused(refusal) => Early::Refused(refusal),
+            HelloError::Closed | HelloError::ConnectRequest => {
+                Early::Outcome(Outcome::ClientClosed)
+            }
+        }
+    }
+}
+
+/// What the front steps learned that a reply may need.
+#[derive(Debug, Default)]
+struct Front {
+    hello_version: Option<u16>,
+    connect_host: Option<String>,
+    proxy_ssl_tlv: bool,
+}
+
+/// Wire steps 1-3: the PROXY header (when the listener expects one), an
+/// inbound CONNECT (when accepted), and the ClientHello, all within one
+/// deadline; every ClientHello byte stays in `side.buf`.
+async fn read_front(
+    side: &mut ClientSide<'_>,
+    front: &mut Front,
+    cfg: &ListenerConfig,
+    routing: &Routing,
+    record: &mut AccessRecord,
+    metrics: &Metrics,
+) -> Result<ClientHello, Early> {
     if cfg.proxy_protocol != ExpectProxy::Off {
         // A PROXY header is a claim anyone can make: only trusted peers may
         // make it, and on this listener every connection must.
         if !cfg.trusted_proxies.contains(record.peer.ip()) {
             debug!(peer = %record.peer, "a PROXY header is expected, but the peer is not in trusted_proxies");
-            return Outcome::Refused(Refusal::ProxyHeaderUntrusted);
+            return Err(Refusal::ProxyHeaderUntrusted.into());
         }
-        match read_proxy_header(client, &mut buf, deadline, cfg.proxy_protocol).await {
-            Ok(header) => {
-                if let (true, Some(source)) = (header.proxied, header.source) {
-                    record.client = source;
-                }
-                proxy_ssl_tlv = header.tls_terminated;
-            }
-            Err(HelloError::Refused(refusal)) => return Outcome::Refused(refusal),
-            Err(HelloError::Closed | HelloError::ConnectRequest) => return Outcome::ClientClosed,
+        let header = read_proxy_header(
+            side.stream,
+            &mut side.buf,
+            side.deadline,
+            cfg.proxy_protocol,
+        )
+        .await?;
+        if let (true, Some(source)) = (header.proxied, header.source) {
+            record.client = source;
         }
+        front.proxy_ssl_tlv = header.tls_terminated;
     }
-    let mut connect_host = None;
     let mut read = read_client_hello(
-        client,
-        &mut buf,
-        deadline,
+        side.stream,
+        &mut side.buf,
+        side.deadline,
         cfg.max_client_hello,
         cfg.accept_connect,
     )
@@ -156,57 +258,32 @@ async fn pipeline(
     if read == Err(HelloError::ConnectRequest) {
         // Inbound CONNECT: answer only for routed names, then read the
         // ClientHello inside the tunnel. The CONNECT head is not forwarded.
-        match read_connect(client, &mut buf, deadline).await {
-            ConnectRequest::Incomplete => return Outcome::Refused(Refusal::ClientHelloTimeout),
-            ConnectRequest::Malformed(reason) => {
+        let (host, port) = read_connect(side).await.inspect_err(|e| {
+            if let HelloError::Refused(Refusal::ConnectMalformed(reason)) = e {
                 record.detail = Some(format!("CONNECT refused: {reason}"));
-                answer_connect_error(client, "400 Bad Request", reason).await;
-                return Outcome::Refused(Refusal::PlaintextHttp);
             }
-            ConnectRequest::Target { host, port } => {
-                record.detail = Some(format!("CONNECT {host}:{port}"));
-                if !routing.table.routes_name(&host) {
-                    let reason = format!(
-                        "no route for {host}; CONNECT is only answered for names passthru routes"
-                    );
-                    answer_connect_error(client, "403 Forbidden", &reason).await;
-                    return Outcome::Refused(Refusal::NoRoute);
-                }
-                if answer_connect_ok(client).await.is_err() {
-                    return Outcome::ClientClosed;
-                }
-                connect_host = Some(host);
-            }
+        })?;
+        record.detail = Some(format!("CONNECT {host}:{port}"));
+        let routed = routing.table.routes_name(&host);
+        front.connect_host = Some(host);
+        if !routed {
+            return Err(Refusal::ConnectNoRoute.into());
         }
-        read = read_client_hello(client, &mut buf, deadline, cfg.max_client_hello, false).await;
+        if answer_connect_ok(side.stream).await.is_err() {
+            return Err(Early::Outcome(Outcome::ClientClosed));
+        }
+        read = read_client_hello(
+            side.stream,
+            &mut side.buf,
+            side.deadline,
+            cfg.max_client_hello,
+            false,
+        )
+        .await;
     }
-    let hello = match read {
-        Ok(hello) => hello,
-        Err(HelloError::Closed | HelloError::ConnectRequest) => return Outcome::ClientClosed,
-        Err(HelloError::Refused(refusal)) => {
-            if refusal == Refusal::PlaintextHttp {
-                let signals = answer_plaintext(
-                    client,
-                    &mut buf,
-                    deadline,
-                    cfg.max_client_hello,
-                    record,
-                    proxy_ssl_tlv,
-                )
-                .await;
-                for signal in &signals {
-                    metrics.offload_signal(&cfg.name, signal);
-                }
-            }
-            debug!(
-                reason = refusal.as_str(),
-                bytes = buf.len(),
-                "refused before routing"
-            );
-            return Outcome::Refused(refusal);
-        }
-    };
-    if proxy_ssl_tlv {
+    let hello = read?;
+    front.hello_version = Some(hello.legacy_version);
+    if front.proxy_ssl_tlv {
         // TLS again after a hop that terminated TLS: a re-encrypting balancer.
         // The agent's certificate cannot be in this handshake.
         warn!(peer = %record.peer, "the PROXY header's SSL TLV says the balancer terminated TLS and re-encrypted: client certificates cannot reach the gateway");
@@ -216,35 +293,47 @@ async fn pipeline(
     record.sni.clone_from(&hello.server_name);
     record.alpn.clone_from(&hello.alpn);
     record.tls_version = Some(hello.offered_version_name());
-
-    if let Some(host) = &connect_host
+    if let Some(host) = &front.connect_host
         && !sni_is(&hello, host)
     {
-        refuse(client, &hello, Refusal::ConnectSniMismatch).await;
-        return Outcome::Refused(Refusal::ConnectSniMismatch);
+        return Err(Refusal::ConnectSniMismatch.into());
     }
+    Ok(hello)
+}
 
-    let Some(routed) = routing
+/// Wire step 4: the backend for this ClientHello.
+fn route<'r>(
+    hello: &ClientHello,
+    routing: &'r Routing,
+    record: &mut AccessRecord,
+) -> Result<&'r Arc<Backend>, Early> {
+    let routed = routing
         .table
         .lookup(hello.server_name.as_deref(), &hello.alpn)
-    else {
-        refuse(client, &hello, Refusal::NoRoute).await;
-        return Outcome::Refused(Refusal::NoRoute);
-    };
+        .ok_or(Refusal::NoRoute)?;
     record.route = Some(match (routed.route, routed.kind) {
         (Some(i), _) => format!("route[{i}]"),
         (None, MatchKind::Default) | (None, _) => "default".to_string(),
     });
-    let Some(backend) = routing.backends.get(routed.backend) else {
-        refuse(client, &hello, Refusal::NoRoute).await;
-        return Outcome::Refused(Refusal::NoRoute);
-    };
+    let backend = routing
+        .backends
+        .get(routed.backend)
+        .ok_or(Refusal::NoRoute)?;
     record.backend = Some(backend.config.name.clone());
-    // Routed: no longer pending.
-    drop(pending);
     record.via = backend.config.via.as_ref().map(|v| v.proxy.to_string());
+    Ok(backend)
+}
 
-    let proxy_header = match (backend.config.send_proxy_protocol, client.local_addr()) {
+/// Wire steps 5-6 (server side): reach a server of `backend` and deliver
+/// the PROXY header (if configured) and the buffered bytes to it.
+async fn open_upstream(
+    side: &ClientSide<'_>,
+    hello: &ClientHello,
+    backend: &Arc<Backend>,
+    record: &mut AccessRecord,
+    metrics: &Metrics,
+) -> Result<Upstream, Early> {
+    let proxy_header = match (backend.config.send_proxy_protocol, side.stream.local_addr()) {
         (SendProxy::Off, _) | (_, Err(_)) => Vec::new(),
         (SendProxy::V1, Ok(local)) => encode_v1(canonical(record.client), canonical(local)),
         (SendProxy::V2, Ok(local)) => encode_v2(
@@ -253,55 +342,74 @@ async fn pipeline(
             hello.server_name.as_deref(),
         ),
     };
-    let upstream =
-        match upstream::connect(backend, record.client.ip(), &[&proxy_header, &buf]).await {
-            Ok((upstream, connect_time)) => {
-                metrics.upstream_connect(connect_time.as_secs_f64());
-                upstream
-            }
-            Err(error) => {
-                record.detail = Some(error);
-                refuse(client, &hello, Refusal::UpstreamUnavailable).await;
-                return Outcome::Refused(Refusal::UpstreamUnavailable);
-            }
-        };
-    record.server = Some(upstream.server.to_string());
-    debug!(sni = ?hello.server_name, route = ?record.route, server = ?record.server, "routed");
-
-    let counters = Counters::default();
-    let tap = cfg.observe_handshake.then(ObserverTap::new);
-    if let Some(tap) = &tap {
-        tap.feed_direction(Direction::ClientToServer, &buf);
-        tap.feed_direction(Direction::ServerToClient, &upstream.leftover);
+    let initial: [&[u8]; 2] = [&proxy_header, &side.buf];
+    match upstream::connect(backend, record.client.ip(), &initial).await {
+        Ok((upstream, connect_time)) => {
+            metrics.upstream_connect(connect_time.as_secs_f64());
+            record.server = Some(upstream.server.to_string());
+            debug!(sni = ?hello.server_name, route = ?record.route, server = ?record.server, "routed");
+            Ok(upstream)
+        }
+        Err(error) => {
+            record.detail = Some(error.to_string());
+            Err(Refusal::UpstreamUnavailable.into())
+        }
     }
-    let end =
-        if !upstream.leftover.is_empty() && write_all(client, &upstream.leftover).await.is_err() {
-            End::ClientReset
-        } else {
-            let tap = tap.as_ref().map(|t| t as &dyn Tap);
-            forward_with(
-                client,
-                &upstream.stream,
-                backend.config.idle_timeout,
-                routing.forwarding,
-                tap,
-                &counters,
-                stop,
-            )
-            .await
-        };
-    record.bytes_up = buf.len() as u64 + counters.upstream.load(Ordering::Relaxed);
+}
+
+/// Wire step 6 (client side): bytes the `via` hop sent after its answer
+/// are the server's first bytes; they go to the client before the copy.
+async fn replay(side: &ClientSide<'_>, upstream: &Upstream) -> Result<(), End> {
+    if upstream.leftover.is_empty() {
+        return Ok(());
+    }
+    write_all(side.stream, &upstream.leftover)
+        .await
+        .map_err(|_| End::ClientReset)
+}
+
+/// Wire step 6 (the copy): both directions until both are done, the idle
+/// timeout, or `stop`; the bytes each way go into `record`.
+async fn forward(
+    side: &ClientSide<'_>,
+    upstream: &Upstream,
+    backend: &Backend,
+    routing: &Routing,
+    tap: Option<&ObserverTap>,
+    record: &mut AccessRecord,
+    stop: &CancellationToken,
+) -> End {
+    let counters = Counters::default();
+    let end = forward_with(
+        side.stream,
+        &upstream.stream,
+        backend.config.idle_timeout,
+        routing.forwarding,
+        tap.map(|t| t as &dyn Tap),
+        &counters,
+        stop,
+    )
+    .await;
+    record.bytes_up = side.buf.len() as u64 + counters.upstream.load(Ordering::Relaxed);
     record.bytes_down =
         upstream.leftover.len() as u64 + counters.downstream.load(Ordering::Relaxed);
-    if let Some(tap) = tap {
-        let (report, duration) = tap.finish();
-        observed_metrics(metrics, &cfg.name, &backend.config.name, &report);
-        record.handshake = Some(Observed {
-            report,
-            duration_ms: duration.map(|d| d.as_millis() as u64),
-        });
-    }
-    Outcome::Forwarded(end)
+    end
+}
+
+/// What handshake observation saw, into the record and the counters.
+fn observed(
+    tap: &ObserverTap,
+    metrics: &Metrics,
+    listener: &str,
+    backend: &str,
+    record: &mut AccessRecord,
+) {
+    let (report, duration) = tap.finish();
+    observed_metrics(metrics, listener, backend, &report);
+    record.handshake = Some(Observed {
+        report,
+        duration_ms: duration.map(|d| d.as_millis() as u64),
+    });
 }
 
 /// Count an observed handshake and the client certificate's days left.
@@ -336,5 +444,3 @@ fn sni_is(hello: &ClientHello, host: &str) -> bool {
         _ => false,
     }
 }
-
-const INITIAL_BUFFER: usize = 1024;

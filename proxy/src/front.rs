@@ -35,6 +35,32 @@ pub(crate) enum HelloError {
     ConnectRequest,
 }
 
+/// The client's side of a connection before routing: the socket, every
+/// byte read from it so far (the server gets them first), and the one
+/// deadline shared by the PROXY header, the CONNECT head and the
+/// ClientHello.
+#[derive(Debug)]
+pub(crate) struct ClientSide<'a> {
+    /// The client's socket.
+    pub(crate) stream: &'a TcpStream,
+    /// Everything read and not consumed (the PROXY header and the CONNECT
+    /// head are; the ClientHello is kept).
+    pub(crate) buf: BytesMut,
+    /// `client_hello_timeout` after accept.
+    pub(crate) deadline: Instant,
+}
+
+impl<'a> ClientSide<'a> {
+    /// A connection just accepted, with `timeout` to send its ClientHello.
+    pub(crate) fn new(stream: &'a TcpStream, timeout: Duration) -> Self {
+        ClientSide {
+            stream,
+            buf: BytesMut::with_capacity(INITIAL_BUFFER),
+            deadline: Instant::now() + timeout,
+        }
+    }
+}
+
 /// Read and remove the PROXY header at the start of the connection, within
 /// the same deadline as the ClientHello and at most [`MAX_V2_LEN`] bytes.
 /// Bytes after the header (the ClientHello) stay in `buf`.
@@ -129,85 +155,133 @@ fn is_connect(buf: &[u8]) -> bool {
     buf.starts_with(b"CONNECT ")
 }
 
-/// Send the refusal's TLS alert (if it has one), then close.
-pub(crate) async fn refuse(client: &TcpStream, hello: &ClientHello, refusal: Refusal) {
-    if let Reply::Alert(alert) = refusal.reply() {
-        // A server answers at or below the version the client offered.
-        let record = alert_record(hello.legacy_version, alert);
-        let _ = timeout(WRITE_TIMEOUT, write_all(client, &record)).await;
-        lingering_close(client).await;
+/// What the reply to a refusal may draw on besides the refusal itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Answering<'a> {
+    /// The ClientHello's `legacy_version`, once one was read: an alert
+    /// answers at or below the version the client offered.
+    pub(crate) hello_version: Option<u16>,
+    /// The host an inbound CONNECT asked for.
+    pub(crate) connect_host: Option<&'a str>,
+    /// The PROXY header's SSL TLV said a balancer terminated TLS.
+    pub(crate) proxy_ssl_tlv: bool,
+    /// Bound on the plaintext request head read for the 400 (`max_client_hello`).
+    pub(crate) max_head: usize,
+}
+
+/// Put on the wire what `refusal` answers ([`Refusal::reply`]): a TLS alert
+/// record, the plaintext-HTTP 400 with its explanation, a CONNECT 400/403
+/// with its reason, or nothing; then close. Returns the offload signals the
+/// plaintext request carried (header names as sent, and
+/// `proxy_v2_ssl_tlv`), for the counters; `record.detail` names them.
+pub(crate) async fn answer(
+    side: &mut ClientSide<'_>,
+    refusal: Refusal,
+    with: Answering<'_>,
+    record: &mut AccessRecord,
+) -> Vec<String> {
+    match refusal.reply() {
+        Reply::Alert(alert) => {
+            if let Some(version) = with.hello_version {
+                let bytes = alert_record(version, alert);
+                let _ = timeout(WRITE_TIMEOUT, write_all(side.stream, &bytes)).await;
+                lingering_close(side.stream).await;
+            }
+            Vec::new()
+        }
+        Reply::HttpBadRequest => answer_plaintext(side, with, record).await,
+        Reply::ConnectError(status) => {
+            let reason = match (refusal, with.connect_host) {
+                (Refusal::ConnectMalformed(reason), _) => reason.to_string(),
+                (_, Some(host)) => format!(
+                    "no route for {host}; CONNECT is only answered for names passthru routes"
+                ),
+                (_, None) => refusal.as_str().to_string(),
+            };
+            answer_connect_error(side.stream, status, &reason).await;
+            Vec::new()
+        }
+        Reply::Close => Vec::new(),
     }
 }
 
 /// Plaintext HTTP: read the rest of the request head (bounded), answer
-/// 400 with the explanation, and close. Returns the offload signals seen
-/// (header names as sent, and `proxy_v2_ssl_tlv`).
-pub(crate) async fn answer_plaintext(
-    client: &TcpStream,
-    buf: &mut BytesMut,
-    deadline: Instant,
-    max: usize,
+/// 400 with the explanation, and close.
+async fn answer_plaintext(
+    side: &mut ClientSide<'_>,
+    with: Answering<'_>,
     record: &mut AccessRecord,
-    proxy_ssl_tlv: bool,
 ) -> Vec<String> {
     read_head(
-        client,
-        buf,
-        deadline.min(Instant::now() + HTTP_HEAD_WAIT),
-        max.min(MAX_HTTP_HEAD),
+        side.stream,
+        &mut side.buf,
+        side.deadline.min(Instant::now() + HTTP_HEAD_WAIT),
+        with.max_head.min(MAX_HTTP_HEAD),
     )
     .await;
-    let headers = find_offload_headers(buf);
+    let headers = find_offload_headers(&side.buf);
     let mut signals = headers.clone();
-    if proxy_ssl_tlv {
+    if with.proxy_ssl_tlv {
         signals.push("proxy_v2_ssl_tlv".to_string());
     }
     if !signals.is_empty() {
         record.detail = Some(format!("offload signals: {}", signals.join(",")));
     }
-    let reply = plaintext_http_reply(&headers, proxy_ssl_tlv);
-    let _ = timeout(WRITE_TIMEOUT, write_all(client, &reply)).await;
-    lingering_close(client).await;
+    let reply = plaintext_http_reply(&headers, with.proxy_ssl_tlv);
+    let _ = timeout(WRITE_TIMEOUT, write_all(side.stream, &reply)).await;
+    lingering_close(side.stream).await;
     signals
 }
 
+/// How reading an HTTP head ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    /// `buf` starts with a whole head.
+    Complete,
+    /// `limit` bytes and still no blank line.
+    TooLarge,
+    /// The deadline passed first.
+    TimedOut,
+    /// The client closed or reset first.
+    Closed,
+}
+
 /// Read until `buf` holds a complete HTTP head, `limit` bytes, or `until`.
-/// Returns whether the head is complete.
-async fn read_head(client: &TcpStream, buf: &mut BytesMut, until: Instant, limit: usize) -> bool {
+async fn read_head(client: &TcpStream, buf: &mut BytesMut, until: Instant, limit: usize) -> Head {
     loop {
         if head_len(buf).is_some() {
-            return true;
+            return Head::Complete;
         }
         if buf.len() >= limit {
-            return false;
+            return Head::TooLarge;
         }
         match timeout_at(until, read_some(client, buf, limit)).await {
             Ok(Ok(n)) if n > 0 => {}
-            _ => return false,
+            Err(_) => return Head::TimedOut,
+            Ok(_) => return Head::Closed,
         }
     }
 }
 
-/// Read the CONNECT head (≤ 16 KiB, within `deadline`) and remove it from
-/// `buf`: what follows it is the start of the tunnelled ClientHello.
-pub(crate) async fn read_connect(
-    client: &TcpStream,
-    buf: &mut BytesMut,
-    deadline: Instant,
-) -> ConnectRequest {
-    if !read_head(client, buf, deadline, MAX_HEADER).await {
-        return if buf.len() >= MAX_HEADER {
-            ConnectRequest::Malformed("the CONNECT header block is larger than 16 KiB")
-        } else {
-            ConnectRequest::Incomplete
-        };
+/// Read the CONNECT head (≤ 16 KiB, within the deadline) and remove it from
+/// the buffer: what follows it is the start of the tunnelled ClientHello.
+/// Returns the host and port asked for.
+pub(crate) async fn read_connect(side: &mut ClientSide<'_>) -> Result<(String, u16), HelloError> {
+    let refused = |reason| Err(HelloError::Refused(Refusal::ConnectMalformed(reason)));
+    match read_head(side.stream, &mut side.buf, side.deadline, MAX_HEADER).await {
+        Head::Complete => {}
+        Head::TooLarge => return refused("the CONNECT header block is larger than 16 KiB"),
+        Head::TimedOut => return Err(HelloError::Refused(Refusal::ClientHelloTimeout)),
+        Head::Closed => return Err(HelloError::Closed),
     }
-    let Some(len) = head_len(buf) else {
-        return ConnectRequest::Incomplete;
-    };
-    let request = parse_connect(&buf[..len]);
-    buf.advance(len);
-    request
+    let len = head_len(&side.buf).unwrap_or(side.buf.len());
+    let request = parse_connect(&side.buf[..len]);
+    side.buf.advance(len);
+    match request {
+        ConnectRequest::Target { host, port } => Ok((host, port)),
+        ConnectRequest::Malformed(reason) => refused(reason),
+        ConnectRequest::Incomplete => Err(HelloError::Closed),
+    }
 }
 
 /// `200 Connection established`: the tunnel is open.
@@ -221,7 +295,7 @@ pub(crate) async fn answer_connect_ok(client: &TcpStream) -> io::Result<()> {
 }
 
 /// An HTTP error answer to a CONNECT (`403`, `400`), then close.
-pub(crate) async fn answer_connect_error(client: &TcpStream, status: &str, reason: &str) {
+async fn answer_connect_error(client: &TcpStream, status: &str, reason: &str) {
     let body = format!("passthru: {reason}\n");
     let reply = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -233,7 +307,7 @@ pub(crate) async fn answer_connect_error(client: &TcpStream, status: &str, reaso
 
 /// Half-close, then read and discard what the client still sends (bounded
 /// in time and bytes), so that our reply is not destroyed by a reset.
-pub(crate) async fn lingering_close(client: &TcpStream) {
+async fn lingering_close(client: &TcpStream) {
     let _ = SockRef::from(client).shutdown(Shutdown::Write);
     let mut scratch = BytesMut::with_capacity(READ_CHUNK);
     let mut total = 0;
@@ -249,6 +323,7 @@ pub(crate) async fn lingering_close(client: &TcpStream) {
     .await;
 }
 
+const INITIAL_BUFFER: usize = 1024;
 const MAX_HTTP_HEAD: usize = 16 * 1024;
 const HTTP_HEAD_WAIT: Duration = Duration::from_secs(1);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -15,7 +15,7 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::config::ListenerConfig;
-use crate::conn::{self, ConnContext, Outcome};
+use crate::conn::{self, ConnContext, Opened, Outcome};
 use crate::metrics::Metrics;
 use crate::refusal::Refusal;
 use crate::routing::Routing;
@@ -91,7 +91,14 @@ pub(crate) async fn accept_loop(
             Ok(pair) => pair,
             Err(refusal) => {
                 debug!(listener = %state.config.name, %peer, reason = refusal.as_str(), "limit reached; refusing at accept");
-                refuse_at_accept(&ctx, &state.config.name, record, refusal);
+                // The socket drops here: closed at once, no reply.
+                conn::account(
+                    record,
+                    Err(Outcome::Refused(refusal)),
+                    &ctx.metrics,
+                    &ctx.log,
+                    Opened::No,
+                );
                 continue;
             }
         };
@@ -118,21 +125,6 @@ pub(crate) async fn accept_loop(
             .instrument(span),
         );
     }
-}
-
-/// Close a connection at accept (the socket drops with `record`'s caller),
-/// counting and logging it.
-fn refuse_at_accept(
-    ctx: &AcceptContext,
-    listener: &str,
-    mut record: AccessRecord,
-    refusal: Refusal,
-) {
-    let outcome = Outcome::Refused(refusal).as_str();
-    record.outcome = outcome;
-    ctx.metrics.refused(listener, outcome);
-    ctx.metrics.connection_finished(listener, "", "", outcome);
-    ctx.log.write(record);
 }
 
 /// Errors that concern one connection only, not the listener.

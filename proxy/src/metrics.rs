@@ -205,9 +205,10 @@ impl Metrics {
         });
     }
 
-    /// A connection on `listener` was refused: `passthru_refused_total` +1.
-    /// `reason` is a [`Refusal::as_str`] label.
-    pub fn refused(&self, listener: &str, reason: &str) {
+    /// A connection on `listener` was refused: `passthru_refused_total` +1,
+    /// labelled with the refusal's reason.
+    pub fn refused(&self, listener: &str, refusal: Refusal) {
+        let reason = refusal.as_str();
         let cached = self
             .listeners
             .get(listener)

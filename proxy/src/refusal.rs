@@ -1,6 +1,9 @@
-//! Every way a connection can end before its bytes are forwarded. One
-//! closed enum drives the access-log outcome, the counters and what goes
-//! on the wire, so they cannot drift apart.
+//! Every way a connection can end before its bytes are forwarded, and how
+//! every connection ended ([`Outcome`]). One closed enum drives the
+//! access-log outcome, the counters and what goes on the wire, so they
+//! cannot drift apart. No I/O: `front.rs` writes what [`Refusal::reply`] says.
+
+use std::fmt;
 
 use crate::alert::AlertDescription;
 
@@ -31,6 +34,13 @@ pub enum Refusal {
     UpstreamUnavailable,
     /// An inbound CONNECT whose tunnelled ClientHello named another host.
     ConnectSniMismatch,
+    /// An inbound CONNECT that is not a usable request (the reason is
+    /// quoted in the 400). Counted as `plaintext_http`: it is plaintext HTTP
+    /// that passthru will not tunnel.
+    ConnectMalformed(&'static str),
+    /// An inbound CONNECT to a name passthru does not route: `403`, counted
+    /// as `no_route`.
+    ConnectNoRoute,
 }
 
 /// What passthru writes to the client before closing.
@@ -40,6 +50,9 @@ pub enum Reply {
     Alert(AlertDescription),
     /// The `400 Bad Request` that explains TLS passthrough.
     HttpBadRequest,
+    /// An HTTP answer to an inbound CONNECT (`400 Bad Request`,
+    /// `403 Forbidden`) with a one-line reason.
+    ConnectError(&'static str),
     /// Nothing: close.
     Close,
 }
@@ -56,7 +69,8 @@ pub enum Side {
 }
 
 impl Refusal {
-    /// Every reason, in the order metrics list them.
+    /// Every `reason` label, in the order metrics list them (the CONNECT
+    /// variants share the labels of `plaintext_http` and `no_route`).
     pub const ALL: [Refusal; 11] = [
         Refusal::PlaintextHttp,
         Refusal::NotTls,
@@ -74,11 +88,11 @@ impl Refusal {
     /// The `reason` label, exactly as in the spec.
     pub fn as_str(self) -> &'static str {
         match self {
-            Refusal::PlaintextHttp => "plaintext_http",
+            Refusal::PlaintextHttp | Refusal::ConnectMalformed(_) => "plaintext_http",
             Refusal::NotTls => "not_tls",
             Refusal::ClientHelloTimeout => "client_hello_timeout",
             Refusal::ClientHelloTooLarge => "client_hello_too_large",
-            Refusal::NoRoute => "no_route",
+            Refusal::NoRoute | Refusal::ConnectNoRoute => "no_route",
             Refusal::ProxyHeaderUntrusted => "proxy_header_untrusted",
             Refusal::ProxyHeaderInvalid => "proxy_header_invalid",
             Refusal::MaxConnections => "max_connections",
@@ -92,6 +106,8 @@ impl Refusal {
     pub fn reply(self) -> Reply {
         match self {
             Refusal::PlaintextHttp => Reply::HttpBadRequest,
+            Refusal::ConnectMalformed(_) => Reply::ConnectError("400 Bad Request"),
+            Refusal::ConnectNoRoute => Reply::ConnectError("403 Forbidden"),
             Refusal::NoRoute | Refusal::ConnectSniMismatch => {
                 Reply::Alert(AlertDescription::UnrecognizedName)
             }
@@ -110,15 +126,97 @@ impl Refusal {
     pub fn side(self) -> Side {
         match self {
             Refusal::UpstreamUnavailable => Side::Upstream,
-            Refusal::MaxConnections | Refusal::MaxPending | Refusal::NoRoute => Side::Local,
+            Refusal::MaxConnections
+            | Refusal::MaxPending
+            | Refusal::NoRoute
+            | Refusal::ConnectNoRoute => Side::Local,
             _ => Side::Client,
         }
     }
 }
 
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// How a connection ended: the access log's `outcome` and the `outcome`
+/// label of `passthru_connections_total`. Two outcomes are equal (and
+/// ordered, and hashed) as their labels are, so records can be counted by
+/// label: a malformed CONNECT is `plaintext_http` like a plaintext request.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome {
+    /// Routed and forwarded (`ok`), however the forwarding ended.
+    Forwarded,
+    /// Refused before forwarding: the refusal's reason.
+    Refused(Refusal),
+    /// The client closed before sending a whole ClientHello (a TCP health
+    /// check, a port scan). Not a refusal: nothing was refused.
+    ClientClosed,
+    /// passthru stopped before the connection was routed.
+    Stopped,
+}
+
+impl Outcome {
+    /// `ok`, a refusal reason, `client_closed` or `stopped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Forwarded => "ok",
+            Outcome::Refused(r) => r.as_str(),
+            Outcome::ClientClosed => "client_closed",
+            Outcome::Stopped => "stopped",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq for Outcome {
+    fn eq(&self, other: &Outcome) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Outcome {}
+
+impl PartialOrd for Outcome {
+    fn partial_cmp(&self, other: &Outcome) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Outcome {
+    fn cmp(&self, other: &Outcome) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for Outcome {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for Outcome {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<&str> for Outcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl serde::Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -152,5 +250,21 @@ mod tests {
         );
         assert_eq!(Refusal::PlaintextHttp.reply(), Reply::HttpBadRequest);
         assert_eq!(Refusal::NotTls.reply(), Reply::Close);
+        assert_eq!(
+            Refusal::ConnectMalformed("x").reply(),
+            Reply::ConnectError("400 Bad Request")
+        );
+        assert_eq!(
+            Refusal::ConnectNoRoute.reply(),
+            Reply::ConnectError("403 Forbidden")
+        );
+    }
+
+    #[test]
+    fn connect_refusals_keep_the_labels_of_their_cases() {
+        assert_eq!(Refusal::ConnectMalformed("x").as_str(), "plaintext_http");
+        assert_eq!(Refusal::ConnectNoRoute.as_str(), "no_route");
+        assert_eq!(Outcome::Refused(Refusal::ConnectNoRoute), "no_route");
+        assert_eq!(Outcome::Forwarded.to_string(), "ok");
     }
 }

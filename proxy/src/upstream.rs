@@ -3,13 +3,14 @@
 //! the buffered bytes. A server that fails before any byte reached the
 //! client is skipped for the next one.
 
+use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use passthru_net::ServerAddr;
-use passthru_net::dial::dial;
+use passthru_net::dial::{DialError, dial};
 use passthru_net::io::write_all;
-use passthru_net::tunnel::tunnel_with_keepalive;
+use passthru_net::tunnel::{HopError, tunnel_with_keepalive};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::warn;
@@ -29,16 +30,40 @@ pub(crate) struct Upstream {
     pub(crate) _active: ActiveGuard,
 }
 
+/// Why no server of a backend took the connection: the last server's error.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    /// The backend has no server to try.
+    #[error("the backend has no servers")]
+    NoServers,
+    /// The server could not be reached directly.
+    #[error(transparent)]
+    Dial(#[from] DialError),
+    /// The `via` hop did not open a tunnel to the server.
+    #[error(transparent)]
+    Hop(#[from] HopError),
+    /// The server closed before the buffered bytes were delivered.
+    #[error("{server}: {source}")]
+    Replay {
+        /// The server, as configured.
+        server: ServerAddr,
+        /// The socket error.
+        source: io::Error,
+    },
+}
+
 /// Try the servers of `backend` for a client at `client_ip`, writing
-/// `initial` (PROXY header, ClientHello) to the first that accepts it.
-/// On failure returns the last error, for the log.
+/// `initial` (PROXY header, ClientHello) to the first that accepts it: the
+/// replay of wire step 6 happens here, because a server that fails before
+/// it has them is skipped for the next one. On failure returns the last
+/// server's error.
 pub(crate) async fn connect(
     backend: &Arc<Backend>,
     client_ip: std::net::IpAddr,
     initial: &[&[u8]],
-) -> Result<(Upstream, std::time::Duration), String> {
+) -> Result<(Upstream, std::time::Duration), UpstreamError> {
     let cfg = &backend.config;
-    let mut last = String::from("the backend has no servers");
+    let mut last = UpstreamError::NoServers;
     for index in backend.order(client_ip) {
         let Some(server) = cfg.servers.get(index) else {
             continue;
@@ -48,7 +73,7 @@ pub(crate) async fn connect(
             None => dial(server, cfg.connect_timeout, cfg.tcp_keepalive)
                 .await
                 .map(|s| (s, Bytes::new()))
-                .map_err(|e| e.to_string()),
+                .map_err(UpstreamError::from),
             Some(via) => tunnel_with_keepalive(
                 via,
                 &server.to_string(),
@@ -60,7 +85,7 @@ pub(crate) async fn connect(
                 passthru_net::dial::set_options(&t.stream, cfg.tcp_keepalive);
                 (t.stream, t.leftover)
             })
-            .map_err(|e| e.to_string()),
+            .map_err(UpstreamError::from),
         };
         let connect_time = started.elapsed();
         let (stream, leftover) = match opened {
@@ -80,7 +105,10 @@ pub(crate) async fn connect(
         }
         if let Err(error) = written {
             warn!(backend = %cfg.name, %server, %error, "server closed before the ClientHello was delivered; trying the next server");
-            last = format!("{server}: {error}");
+            last = UpstreamError::Replay {
+                server: server.clone(),
+                source: error,
+            };
             continue;
         }
         return Ok((

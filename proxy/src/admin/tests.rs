@@ -181,7 +181,9 @@ async fn readyz_is_ready_while_serving_or_draining() {
 #[tokio::test]
 async fn metrics_are_served_as_openmetrics_text() {
     let admin = admin_in_phase(Phase::Serving).await;
-    admin.metrics.refused("public", "no_route");
+    admin
+        .metrics
+        .refused("public", crate::refusal::Refusal::NoRoute);
     admin.metrics.connection_opened("public");
 
     let reply = get(admin.addr, "/metrics").await;

@@ -83,9 +83,9 @@ fn events_move_the_exact_series() {
     metrics.connection_finished("public", "gw-route", "gw", "ok");
     metrics.connection_finished("public", "gw-route", "gw", "ok");
     metrics.connection_finished("public", "", "", "no_route");
-    metrics.refused("public", "no_route");
-    metrics.refused("public", "no_route");
-    metrics.refused("public", "plaintext_http");
+    metrics.refused("public", Refusal::NoRoute);
+    metrics.refused("public", Refusal::NoRoute);
+    metrics.refused("public", Refusal::PlaintextHttp);
     metrics.bytes("public", 100, 2000);
     metrics.bytes("public", 1, 2);
     metrics.upstream_connect(0.003_906_25); // 2^-8: sums exactly
@@ -157,8 +157,8 @@ fn unknown_listeners_and_reasons_get_their_own_series() {
     metrics.connection_opened("added-later");
     metrics.connection_opened("added-later");
     metrics.connection_closed("added-later");
-    metrics.refused("added-later", "not_tls");
-    metrics.refused("public", "some_future_reason");
+    metrics.refused("added-later", Refusal::NotTls);
+    metrics.refused("public", Refusal::ConnectMalformed("not HTTP"));
     metrics.bytes("added-later", 5, 6);
 
     let text = metrics.encode();
@@ -168,7 +168,7 @@ fn unknown_listeners_and_reasons_get_their_own_series() {
             "1",
         ),
         (&refused_series("added-later", "not_tls"), "1"),
-        (&refused_series("public", "some_future_reason"), "1"),
+        (&refused_series("public", "plaintext_http"), "1"),
         (
             r#"passthru_bytes_total{listener="added-later",direction="upstream"}"#,
             "5",
@@ -268,7 +268,7 @@ fn concurrent_updates_are_all_counted() {
                 for _ in 0..1000 {
                     metrics.connection_opened("public");
                     metrics.connection_finished("public", "r", "b", "ok");
-                    metrics.refused("public", "not_tls");
+                    metrics.refused("public", Refusal::NotTls);
                     metrics.bytes("public", 1, 2);
                 }
             });
