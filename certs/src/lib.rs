@@ -19,12 +19,16 @@
 //! - [`pin`]: a verifier that accepts exactly one server certificate (agents' pinning).
 //! - [`fingerprint`]: thumbprints and serial numbers in hex (plain, colon,
 //!   spaced), byte-reversed, base64 and decimal; recognising a pasted value.
+//!   The digests and hex renderings are `passthru_net::thumbprint`'s, the
+//!   same code the proxy's handshake observer uses.
 //! - [`inspect`]: what one certificate says (names, key, usages, validity
 //!   margin, serial, thumbprints). No I/O.
 //! - [`verify`]: chain verification with rustls's webpki, errors that carry
 //!   names and time deltas. No I/O.
 //! - [`probe`]: a real TLS handshake (optionally through an HTTP CONNECT
-//!   proxy) reported step by step.
+//!   proxy, with `passthru_net`'s CONNECT client) reported step by step.
+//!
+//! The toolkit depends on `passthru-net`, not on the proxy.
 //! - [`render`]: the human text of every report (JSON is serde).
 //! - [`input`]: reading certificate and key files (PEM or DER, "-" = stdin).
 //! - [`clock`]: time arguments, RFC 3339 and human spans.

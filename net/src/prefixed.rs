@@ -24,11 +24,6 @@ impl<S> Prefixed<S> {
             inner,
         }
     }
-
-    /// The stream beneath.
-    pub fn inner(&self) -> &S {
-        &self.inner
-    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {

@@ -12,19 +12,25 @@
 //!   SSL-offloading keys with their own message.
 //! - [`sniff`]: classifies the first bytes (TLS, SSLv2 hello, plaintext HTTP, other).
 //! - [`clienthello`]: pure ClientHello parser (SNI, ALPN, versions). No I/O.
-//! - [`route`]: server-name patterns and the route table.
+//! - [`route`]: server-name patterns and the route table, built from routes. No I/O.
+//! - [`routing`]: routes, backends and forwarding mode: what a reload swaps.
 //! - [`backend`]: server lists and balancing.
 //! - [`health`]: active TCP health checks with rise/fall.
 //! - [`forward`]: the bidirectional byte copy with half-close and idle timeout.
-//! - [`refusal`]: every way a connection ends early, and what goes on the wire.
+//! - [`refusal`]: every way a connection ends early, what goes on the wire,
+//!   and the [`refusal::Outcome`] of every connection. No I/O.
 //! - [`alert`]: TLS alert records and the plaintext-HTTP 400 reply.
-//! - `front` (private): reading the ClientHello, inbound CONNECT, passthru's own replies.
-//! - `upstream` (private): reaching a server, directly or through the `via` hop.
-//! - [`conn`]: the per-connection pipeline; the only place that sequences the above.
+//! - `front` (private): the client's side before routing: reading the PROXY
+//!   header, an inbound CONNECT and the ClientHello; writing every refusal's reply.
+//! - `upstream` (private): reaching a server, directly or through the `via`
+//!   hop, and replaying the buffered bytes to it.
+//! - [`conn`]: one connection in wire-step order (read_front, route,
+//!   open_upstream, replay, forward, account); the only place that sequences the above.
 //! - [`explain`]: `check --explain NAME`: the route a name gets, and why.
 //! - [`drain`]: the lifecycle phase the admin endpoint reports.
 //! - [`listener`]: the accept loop.
 //! - [`server`]: binds every listener, runs them, shuts down.
+//! - [`reload`]: SIGHUP: re-read the file, swap the routing, report what needs a restart.
 //! - [`admin`]: the admin HTTP endpoint: /healthz, /readyz, /metrics.
 //! - [`observe`]: follows a TLS handshake in clear without altering a byte. No I/O.
 //! - [`metrics`]: Prometheus metric families, names as in the spec.
@@ -33,6 +39,11 @@
 //! - [`proxy_protocol`]: PROXY protocol v1/v2 headers, parsed and encoded. No I/O.
 //! - [`trust`]: `trusted_proxies`, the peers allowed to send a PROXY header.
 //! - [`signal`]: SIGTERM/SIGINT → shutdown, SIGHUP → reload.
+//!
+//! Dialling, the `via` CONNECT client, `host:port`, socket read/write
+//! helpers and thumbprints are in the `passthru-net` crate, shared with the
+//! certificate toolkit and the lab. Which module may import which:
+//! `docs/architecture.md`.
 #![warn(missing_docs)]
 
 pub mod access_log;
