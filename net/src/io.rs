@@ -1,10 +1,12 @@
-//! Socket helpers for a `TcpStream` shared by reference: one bounded read
-//! into a `BytesMut`, and writing a whole buffer. No deadlines here: callers
-//! put each call under theirs.
+//! Socket helpers: one bounded read into a `BytesMut` (from a `TcpStream`
+//! shared by reference, or from any `AsyncRead`), and writing a whole
+//! buffer to a shared `TcpStream`. No deadlines here: callers put each call
+//! under theirs.
 
 use std::io;
 
 use bytes::{BufMut, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
 /// One read into `buf`, never growing it past `max`.
@@ -18,6 +20,18 @@ pub async fn read_some(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> io
             result => return result,
         }
     }
+}
+
+/// One read from `stream` into `buf`, never growing it past `max` (`Ok(0)`
+/// when `buf` is already full, as at end of stream).
+pub async fn read_some_from<S: AsyncRead + Unpin + ?Sized>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    max: usize,
+) -> io::Result<usize> {
+    let room = max.saturating_sub(buf.len());
+    buf.reserve(room.min(READ_CHUNK));
+    stream.read_buf(&mut (&mut *buf).limit(room)).await
 }
 
 /// Write all of `data`, waiting for the socket as needed.
@@ -35,3 +49,22 @@ pub async fn write_all(to: &TcpStream, mut data: &[u8]) -> io::Result<()> {
 
 /// Bytes reserved per read at most.
 pub const READ_CHUNK: usize = 4096;
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_read_never_grows_the_buffer_past_its_bound() {
+        let (mut far, mut near) = tokio::io::duplex(64);
+        far.write_all(b"abcdef").await.unwrap();
+        let mut buf = BytesMut::new();
+        assert_eq!(read_some_from(&mut near, &mut buf, 4).await.unwrap(), 4);
+        assert_eq!(&buf[..], b"abcd");
+        assert_eq!(read_some_from(&mut near, &mut buf, 4).await.unwrap(), 0);
+        assert_eq!(read_some_from(&mut near, &mut buf, 8).await.unwrap(), 2);
+        assert_eq!(&buf[..], b"abcdef");
+    }
+}

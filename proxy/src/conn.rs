@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use passthru_net::io::write_all;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -68,8 +69,9 @@ pub async fn serve(
     } = ctx;
     let started = Instant::now();
     metrics.connection_opened(&listener.name);
+    let mut stream = stream;
     let ended = tokio::select! {
-        ended = pipeline(&stream, &listener, &routing, &mut record, &metrics, pending, &stop) => ended,
+        ended = pipeline(&mut stream, &listener, &routing, &mut record, &metrics, pending, &stop) => ended,
         () = stop.cancelled() => Err(Outcome::Stopped),
     };
     record.duration = started.elapsed();
@@ -121,9 +123,9 @@ pub(crate) fn account(
     log.write(record);
 }
 
-/// The steps of one connection; a refusal is answered here, once.
+/// The steps of one connection.
 async fn pipeline(
-    client: &TcpStream,
+    client: &mut TcpStream,
     cfg: &ListenerConfig,
     routing: &Routing,
     record: &mut AccessRecord,
@@ -133,39 +135,66 @@ async fn pipeline(
 ) -> Result<End, Outcome> {
     let mut side = ClientSide::new(client, cfg.client_hello_timeout);
     let mut front = Front::default();
-    let steps = async {
-        let hello = read_front(&mut side, &mut front, cfg, routing, record, metrics).await?;
-        let backend = route(&hello, routing, record)?;
-        // Routed: no longer pending.
-        drop(pending);
-        let upstream = open_upstream(&side, &hello, backend, record, metrics).await?;
-        let tap = cfg.observe_handshake.then(ObserverTap::new);
-        if let Some(tap) = &tap {
-            tap.feed_direction(Direction::ClientToServer, &side.buf);
-            tap.feed_direction(Direction::ServerToClient, &upstream.leftover);
+    let (hello, backend) = admit(&mut side, &mut front, cfg, routing, record, metrics).await?;
+    // Routed: no longer pending.
+    drop(pending);
+    let opened = open_upstream(&side, &hello, backend, record, metrics).await;
+    let upstream = settle(&mut side, &front, opened, cfg, record, metrics).await?;
+    let tap = cfg.observe_handshake.then(ObserverTap::new);
+    if let Some(tap) = &tap {
+        tap.feed_direction(Direction::ClientToServer, &side.buf);
+        tap.feed_direction(Direction::ServerToClient, &upstream.leftover);
+    }
+    let end = match replay(&side, &upstream).await {
+        Err(end) => end,
+        Ok(()) => {
+            forward(
+                &side,
+                &upstream,
+                backend,
+                routing,
+                tap.as_ref(),
+                record,
+                stop,
+            )
+            .await
         }
-        let end = match replay(&side, &upstream).await {
-            Err(end) => end,
-            Ok(()) => {
-                forward(
-                    &side,
-                    &upstream,
-                    backend,
-                    routing,
-                    tap.as_ref(),
-                    record,
-                    stop,
-                )
-                .await
-            }
-        };
-        if let Some(tap) = tap {
-            observed(&tap, metrics, &cfg.name, &backend.config.name, record);
-        }
-        Ok(end)
     };
-    match steps.await {
-        Ok(end) => Ok(end),
+    if let Some(tap) = &tap {
+        observed(tap, metrics, &cfg.name, &backend.config.name, record);
+    }
+    Ok(end)
+}
+
+/// Wire steps 1-4 on any byte stream: read the front, route, and on a
+/// refusal write its reply. Returns the ClientHello and its backend.
+async fn admit<'r, S: AsyncRead + AsyncWrite + Unpin>(
+    side: &mut ClientSide<'_, S>,
+    front: &mut Front,
+    cfg: &ListenerConfig,
+    routing: &'r Routing,
+    record: &mut AccessRecord,
+    metrics: &Metrics,
+) -> Result<(ClientHello, &'r Arc<Backend>), Outcome> {
+    let admitted = match read_front(side, front, cfg, routing, record, metrics).await {
+        Ok(hello) => route(&hello, routing, record).map(|backend| (hello, backend)),
+        Err(early) => Err(early),
+    };
+    settle(side, front, admitted, cfg, record, metrics).await
+}
+
+/// A step's result as the pipeline goes on with it: a refusal is answered
+/// here ([`answer`] writes what [`Refusal::reply`] says), once.
+async fn settle<T, S: AsyncRead + AsyncWrite + Unpin>(
+    side: &mut ClientSide<'_, S>,
+    front: &Front,
+    result: Result<T, Early>,
+    cfg: &ListenerConfig,
+    record: &mut AccessRecord,
+    metrics: &Metrics,
+) -> Result<T, Outcome> {
+    match result {
+        Ok(value) => Ok(value),
         Err(Early::Outcome(outcome)) => Err(outcome),
         Err(Early::Refused(refusal)) => {
             debug!(reason = refusal.as_str(), bytes = side.buf.len(), "refused");
@@ -175,7 +204,7 @@ async fn pipeline(
                 proxy_ssl_tlv: front.proxy_ssl_tlv,
                 max_head: cfg.max_client_hello,
             };
-            for signal in answer(&mut side, refusal, with, record).await {
+            for signal in answer(side, refusal, with, record).await {
                 metrics.offload_signal(&cfg.name, &signal);
             }
             Err(Outcome::Refused(refusal))
@@ -220,8 +249,8 @@ struct Front {
 /// Wire steps 1-3: the PROXY header (when the listener expects one), an
 /// inbound CONNECT (when accepted), and the ClientHello, all within one
 /// deadline; every ClientHello byte stays in `side.buf`.
-async fn read_front(
-    side: &mut ClientSide<'_>,
+async fn read_front<S: AsyncRead + AsyncWrite + Unpin>(
+    side: &mut ClientSide<'_, S>,
     front: &mut Front,
     cfg: &ListenerConfig,
     routing: &Routing,
@@ -248,7 +277,7 @@ async fn read_front(
         front.proxy_ssl_tlv = header.tls_terminated;
     }
     let mut read = read_client_hello(
-        side.stream,
+        &mut *side.stream,
         &mut side.buf,
         side.deadline,
         cfg.max_client_hello,
@@ -269,11 +298,11 @@ async fn read_front(
         if !routed {
             return Err(Refusal::ConnectNoRoute.into());
         }
-        if answer_connect_ok(side.stream).await.is_err() {
+        if answer_connect_ok(&mut *side.stream).await.is_err() {
             return Err(Early::Outcome(Outcome::ClientClosed));
         }
         read = read_client_hello(
-            side.stream,
+            &mut *side.stream,
             &mut side.buf,
             side.deadline,
             cfg.max_client_hello,
@@ -381,7 +410,7 @@ async fn forward(
 ) -> End {
     let counters = Counters::default();
     let end = forward_with(
-        side.stream,
+        &*side.stream,
         &upstream.stream,
         backend.config.idle_timeout,
         routing.forwarding,
@@ -442,5 +471,136 @@ fn sni_is(hello: &ClientHello, host: &str) -> bool {
             sni.eq_ignore_ascii_case(&want)
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::routing::backend_servers;
+
+    const CONFIG: &str = r#"
+[[listener]]
+name = "public"
+bind = "127.0.0.1:8443"
+client_hello_timeout = "10s"
+accept_connect = true
+
+[[route]]
+server_names = ["gw.example.com"]
+backend = "gw"
+
+[[backend]]
+name = "gw"
+servers = ["127.0.0.1:9443"]
+"#;
+
+    /// Drives the front of one connection (wire steps 1-4 and the refusal's
+    /// reply) over an in-memory stream; `client` writes first, then the
+    /// client's half stays open until the connection is settled.
+    async fn admit_over_duplex(
+        client: &[u8],
+    ) -> (Result<String, Outcome>, AccessRecord, Vec<u8>, Metrics) {
+        let config = Config::from_toml(CONFIG, "test.toml").unwrap();
+        let cfg = &config.listeners[0];
+        let routing = Routing::new(&config);
+        let metrics = Metrics::new(std::slice::from_ref(&cfg.name), &backend_servers(&config));
+        let (mut far, mut near): (DuplexStream, DuplexStream) = tokio::io::duplex(64 * 1024);
+        far.write_all(client).await.unwrap();
+        let mut record = AccessRecord::new(&cfg.name, "192.0.2.7:50000".parse().unwrap());
+        let mut side = ClientSide::new(&mut near, cfg.client_hello_timeout);
+        let mut front = Front::default();
+        let admitted = admit(&mut side, &mut front, cfg, &routing, &mut record, &metrics)
+            .await
+            .map(|(_, backend)| backend.config.name.clone());
+        drop(near);
+        let mut reply = Vec::new();
+        far.read_to_end(&mut reply).await.unwrap();
+        (admitted, record, reply, metrics)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_routed_client_hello_reaches_its_backend_with_every_byte_kept() {
+        let hello = include_bytes!("clienthello/testdata/curl.bin");
+        let (admitted, record, reply, _) = admit_over_duplex(hello).await;
+        assert_eq!(admitted, Ok("gw".to_string()));
+        assert_eq!(record.sni.as_deref(), Some("gw.example.com"));
+        assert_eq!(record.route.as_deref(), Some("route[0]"));
+        assert!(reply.is_empty(), "nothing is written to a routed client");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn plaintext_http_gets_the_400_naming_the_offload_header() {
+        let (admitted, record, reply, metrics) = admit_over_duplex(
+            b"GET / HTTP/1.1\r\nHost: gw.example.com\r\nX-Forwarded-Proto: https\r\n\r\n",
+        )
+        .await;
+        assert_eq!(admitted, Err(Outcome::Refused(Refusal::PlaintextHttp)));
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 400 Bad Request"), "{reply}");
+        assert!(reply.contains("X-Forwarded-Proto"), "{reply}");
+        assert_eq!(
+            record.detail.as_deref(),
+            Some("offload signals: X-Forwarded-Proto")
+        );
+        assert!(metrics.encode().contains("signal=\"x-forwarded-proto\""));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_client_hello_is_refused_at_the_deadline_in_paused_time() {
+        let started = Instant::now();
+        let (admitted, _, reply, _) = admit_over_duplex(&[0x16, 0x03, 0x01]).await;
+        assert_eq!(admitted, Err(Outcome::Refused(Refusal::ClientHelloTimeout)));
+        assert!(reply.is_empty());
+        assert!(started.elapsed() >= Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connect_refusals_answer_with_their_own_status() {
+        let (admitted, _, reply, _) =
+            admit_over_duplex(b"CONNECT other.example.com:443 HTTP/1.1\r\n\r\n").await;
+        assert_eq!(admitted, Err(Outcome::Refused(Refusal::ConnectNoRoute)));
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 403 Forbidden"), "{reply}");
+        assert!(reply.contains("no route for other.example.com"), "{reply}");
+
+        let (admitted, record, reply, _) =
+            admit_over_duplex(b"CONNECT other.example.com HTTP/1.1\r\n\r\n").await;
+        assert!(matches!(
+            admitted,
+            Err(Outcome::Refused(Refusal::ConnectMalformed(_)))
+        ));
+        assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 400 Bad Request"));
+        assert!(record.detail.unwrap().starts_with("CONNECT refused: "));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connect_client_that_leaves_is_client_closed() {
+        let config = Config::from_toml(CONFIG, "test.toml").unwrap();
+        let cfg = &config.listeners[0];
+        let routing = Routing::new(&config);
+        let metrics = Metrics::new(std::slice::from_ref(&cfg.name), &backend_servers(&config));
+        let (mut far, mut near) = tokio::io::duplex(1024);
+        far.write_all(b"CONNECT gw.example.com:443 HTTP/1.1\r\nHost: gw")
+            .await
+            .unwrap();
+        drop(far);
+        let mut record = AccessRecord::new(&cfg.name, "192.0.2.7:50000".parse().unwrap());
+        let mut side = ClientSide::new(&mut near, cfg.client_hello_timeout);
+        let admitted = admit(
+            &mut side,
+            &mut Front::default(),
+            cfg,
+            &routing,
+            &mut record,
+            &metrics,
+        )
+        .await;
+        assert_eq!(admitted.err(), Some(Outcome::ClientClosed));
     }
 }

@@ -5,13 +5,12 @@
 //! within a byte bound.
 
 use std::io;
-use std::net::Shutdown;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use passthru_net::connect_head::{ConnectRequest, MAX_HEADER, head_len, parse_connect};
-use passthru_net::io::{READ_CHUNK, read_some, write_all};
-use socket2::SockRef;
+use passthru_net::io::{READ_CHUNK, read_some_from};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 use tracing::debug;
@@ -40,9 +39,9 @@ pub(crate) enum HelloError {
 /// deadline shared by the PROXY header, the CONNECT head and the
 /// ClientHello.
 #[derive(Debug)]
-pub(crate) struct ClientSide<'a> {
-    /// The client's socket.
-    pub(crate) stream: &'a TcpStream,
+pub(crate) struct ClientSide<'a, S = TcpStream> {
+    /// The client's socket (any byte stream in tests).
+    pub(crate) stream: &'a mut S,
     /// Everything read and not consumed (the PROXY header and the CONNECT
     /// head are; the ClientHello is kept).
     pub(crate) buf: BytesMut,
@@ -50,9 +49,9 @@ pub(crate) struct ClientSide<'a> {
     pub(crate) deadline: Instant,
 }
 
-impl<'a> ClientSide<'a> {
+impl<'a, S> ClientSide<'a, S> {
     /// A connection just accepted, with `timeout` to send its ClientHello.
-    pub(crate) fn new(stream: &'a TcpStream, timeout: Duration) -> Self {
+    pub(crate) fn new(stream: &'a mut S, timeout: Duration) -> Self {
         ClientSide {
             stream,
             buf: BytesMut::with_capacity(INITIAL_BUFFER),
@@ -64,8 +63,8 @@ impl<'a> ClientSide<'a> {
 /// Read and remove the PROXY header at the start of the connection, within
 /// the same deadline as the ClientHello and at most [`MAX_V2_LEN`] bytes.
 /// Bytes after the header (the ClientHello) stay in `buf`.
-pub(crate) async fn read_proxy_header(
-    stream: &TcpStream,
+pub(crate) async fn read_proxy_header<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut BytesMut,
     deadline: Instant,
     expect: ExpectProxy,
@@ -95,7 +94,7 @@ pub(crate) async fn read_proxy_header(
                 }
             }
         }
-        match timeout_at(deadline, read_some(stream, buf, MAX_V2_LEN)).await {
+        match timeout_at(deadline, read_some_from(stream, buf, MAX_V2_LEN)).await {
             Err(_) => return Err(HelloError::Refused(Refusal::ClientHelloTimeout)),
             // A balancer's TCP check (nothing sent) is not a refusal; half a
             // header is.
@@ -108,8 +107,8 @@ pub(crate) async fn read_proxy_header(
 
 /// Read until `buf` holds a whole ClientHello, within one deadline across
 /// all reads and at most `max` bytes. Everything read stays in `buf`.
-pub(crate) async fn read_client_hello(
-    stream: &TcpStream,
+pub(crate) async fn read_client_hello<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut BytesMut,
     deadline: Instant,
     max: usize,
@@ -143,7 +142,7 @@ pub(crate) async fn read_client_hello(
         if buf.len() >= max {
             return Err(HelloError::Refused(Refusal::ClientHelloTooLarge));
         }
-        match timeout_at(deadline, read_some(stream, buf, max)).await {
+        match timeout_at(deadline, read_some_from(stream, buf, max)).await {
             Err(_) => return Err(HelloError::Refused(Refusal::ClientHelloTimeout)),
             Ok(Ok(0) | Err(_)) => return Err(HelloError::Closed),
             Ok(Ok(_)) => {}
@@ -174,8 +173,8 @@ pub(crate) struct Answering<'a> {
 /// with its reason, or nothing; then close. Returns the offload signals the
 /// plaintext request carried (header names as sent, and
 /// `proxy_v2_ssl_tlv`), for the counters; `record.detail` names them.
-pub(crate) async fn answer(
-    side: &mut ClientSide<'_>,
+pub(crate) async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    side: &mut ClientSide<'_, S>,
     refusal: Refusal,
     with: Answering<'_>,
     record: &mut AccessRecord,
@@ -184,8 +183,8 @@ pub(crate) async fn answer(
         Reply::Alert(alert) => {
             if let Some(version) = with.hello_version {
                 let bytes = alert_record(version, alert);
-                let _ = timeout(WRITE_TIMEOUT, write_all(side.stream, &bytes)).await;
-                lingering_close(side.stream).await;
+                let _ = timeout(WRITE_TIMEOUT, side.stream.write_all(&bytes)).await;
+                lingering_close(&mut *side.stream).await;
             }
             Vec::new()
         }
@@ -198,7 +197,7 @@ pub(crate) async fn answer(
                 ),
                 (_, None) => refusal.as_str().to_string(),
             };
-            answer_connect_error(side.stream, status, &reason).await;
+            answer_connect_error(&mut *side.stream, status, &reason).await;
             Vec::new()
         }
         Reply::Close => Vec::new(),
@@ -207,13 +206,13 @@ pub(crate) async fn answer(
 
 /// Plaintext HTTP: read the rest of the request head (bounded), answer
 /// 400 with the explanation, and close.
-async fn answer_plaintext(
-    side: &mut ClientSide<'_>,
+async fn answer_plaintext<S: AsyncRead + AsyncWrite + Unpin>(
+    side: &mut ClientSide<'_, S>,
     with: Answering<'_>,
     record: &mut AccessRecord,
 ) -> Vec<String> {
     read_head(
-        side.stream,
+        &mut *side.stream,
         &mut side.buf,
         side.deadline.min(Instant::now() + HTTP_HEAD_WAIT),
         with.max_head.min(MAX_HTTP_HEAD),
@@ -228,8 +227,8 @@ async fn answer_plaintext(
         record.detail = Some(format!("offload signals: {}", signals.join(",")));
     }
     let reply = plaintext_http_reply(&headers, with.proxy_ssl_tlv);
-    let _ = timeout(WRITE_TIMEOUT, write_all(side.stream, &reply)).await;
-    lingering_close(side.stream).await;
+    let _ = timeout(WRITE_TIMEOUT, side.stream.write_all(&reply)).await;
+    lingering_close(&mut *side.stream).await;
     signals
 }
 
@@ -247,7 +246,12 @@ enum Head {
 }
 
 /// Read until `buf` holds a complete HTTP head, `limit` bytes, or `until`.
-async fn read_head(client: &TcpStream, buf: &mut BytesMut, until: Instant, limit: usize) -> Head {
+async fn read_head<S: AsyncRead + Unpin>(
+    client: &mut S,
+    buf: &mut BytesMut,
+    until: Instant,
+    limit: usize,
+) -> Head {
     loop {
         if head_len(buf).is_some() {
             return Head::Complete;
@@ -255,7 +259,7 @@ async fn read_head(client: &TcpStream, buf: &mut BytesMut, until: Instant, limit
         if buf.len() >= limit {
             return Head::TooLarge;
         }
-        match timeout_at(until, read_some(client, buf, limit)).await {
+        match timeout_at(until, read_some_from(client, buf, limit)).await {
             Ok(Ok(n)) if n > 0 => {}
             Err(_) => return Head::TimedOut,
             Ok(_) => return Head::Closed,
@@ -266,9 +270,11 @@ async fn read_head(client: &TcpStream, buf: &mut BytesMut, until: Instant, limit
 /// Read the CONNECT head (≤ 16 KiB, within the deadline) and remove it from
 /// the buffer: what follows it is the start of the tunnelled ClientHello.
 /// Returns the host and port asked for.
-pub(crate) async fn read_connect(side: &mut ClientSide<'_>) -> Result<(String, u16), HelloError> {
+pub(crate) async fn read_connect<S: AsyncRead + Unpin>(
+    side: &mut ClientSide<'_, S>,
+) -> Result<(String, u16), HelloError> {
     let refused = |reason| Err(HelloError::Refused(Refusal::ConnectMalformed(reason)));
-    match read_head(side.stream, &mut side.buf, side.deadline, MAX_HEADER).await {
+    match read_head(&mut *side.stream, &mut side.buf, side.deadline, MAX_HEADER).await {
         Head::Complete => {}
         Head::TooLarge => return refused("the CONNECT header block is larger than 16 KiB"),
         Head::TimedOut => return Err(HelloError::Refused(Refusal::ClientHelloTimeout)),
@@ -285,36 +291,41 @@ pub(crate) async fn read_connect(side: &mut ClientSide<'_>) -> Result<(String, u
 }
 
 /// `200 Connection established`: the tunnel is open.
-pub(crate) async fn answer_connect_ok(client: &TcpStream) -> io::Result<()> {
+pub(crate) async fn answer_connect_ok<S: AsyncWrite + Unpin>(client: &mut S) -> io::Result<()> {
     timeout(
         WRITE_TIMEOUT,
-        write_all(client, b"HTTP/1.1 200 Connection established\r\n\r\n"),
+        client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n"),
     )
     .await
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client not reading"))?
 }
 
 /// An HTTP error answer to a CONNECT (`403`, `400`), then close.
-async fn answer_connect_error(client: &TcpStream, status: &str, reason: &str) {
+async fn answer_connect_error<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut S,
+    status: &str,
+    reason: &str,
+) {
     let body = format!("passthru: {reason}\n");
     let reply = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = timeout(WRITE_TIMEOUT, write_all(client, reply.as_bytes())).await;
+    let _ = timeout(WRITE_TIMEOUT, client.write_all(reply.as_bytes())).await;
     lingering_close(client).await;
 }
 
 /// Half-close, then read and discard what the client still sends (bounded
 /// in time and bytes), so that our reply is not destroyed by a reset.
-async fn lingering_close(client: &TcpStream) {
-    let _ = SockRef::from(client).shutdown(Shutdown::Write);
+async fn lingering_close<S: AsyncRead + AsyncWrite + Unpin>(client: &mut S) {
+    // For a TcpStream, shutdown(Write): a FIN after the reply.
+    let _ = timeout(WRITE_TIMEOUT, client.shutdown()).await;
     let mut scratch = BytesMut::with_capacity(READ_CHUNK);
     let mut total = 0;
     let _ = timeout(LINGER, async {
         while total < LINGER_BYTES {
             scratch.clear();
-            match read_some(client, &mut scratch, READ_CHUNK).await {
+            match read_some_from(client, &mut scratch, READ_CHUNK).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => total += n,
             }
