@@ -89,11 +89,6 @@ impl FromStr for ViaUrl {
 }
 
 impl ViaUrl {
-    /// Whether credentials are configured.
-    pub fn has_credentials(&self) -> bool {
-        self.credentials.is_some()
-    }
-
     /// The `Proxy-Authorization` value, when credentials are configured.
     pub fn authorization(&self) -> Option<String> {
         self.credentials.as_ref().map(|(user, pass)| {
@@ -157,7 +152,7 @@ mod tests {
         );
         let v: ViaUrl = "http://[::1]:8080/".parse().unwrap();
         assert_eq!(v.proxy.host, "::1");
-        assert!(!v.has_credentials());
+        assert_eq!(v.authorization(), None);
         assert_eq!(v.to_string(), "http://[::1]:8080");
     }
 
