@@ -1,8 +1,8 @@
 //! One connection, start to end, in the order of the wire steps (SPEC,
-//! "Wire behaviour"): [`read_front`] (PROXY header, inbound CONNECT,
-//! ClientHello), [`route`], [`open_upstream`] (connect, and replay the
-//! buffered bytes to the server), [`replay`] (the hop's leftover bytes to
-//! the client), [`forward`], and [`account`] (counters and the access
+//! "Wire behaviour"): `read_front` (PROXY header, inbound CONNECT,
+//! ClientHello), `route`, `open_upstream` (connect, and replay the
+//! buffered bytes to the server), `replay` (the hop's leftover bytes to
+//! the client), `forward`, and `account` (counters and the access
 //! record). A step that refuses returns the [`Refusal`]; its reply is
 //! written in one place (`front::answer`). The only module that sequences
 //! the parts on a socket; every wait on a peer is under a named deadline.
@@ -184,7 +184,7 @@ async fn admit<'r, S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// A step's result as the pipeline goes on with it: a refusal is answered
-/// here ([`answer`] writes what [`Refusal::reply`] says), once.
+/// here (`front::answer` writes what [`Refusal::reply`] says), once.
 async fn settle<T, S: AsyncRead + AsyncWrite + Unpin>(
     side: &mut ClientSide<'_, S>,
     front: &Front,
