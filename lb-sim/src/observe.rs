@@ -4,12 +4,11 @@
 //! settled (every connection some hop opened has been reported by the hop
 //! that accepted it). The verdict drawn from these lives in `verdict.rs`.
 
+use std::fmt;
 use std::io;
 
 use rustls::{AlertDescription, CertificateError};
 use serde::Serialize;
-
-use crate::tls::PinMismatch;
 
 mod ledger;
 
@@ -365,6 +364,27 @@ fn certificate_kind(error: &CertificateError) -> FailureKind {
         _ => FailureKind::BadCertificate,
     }
 }
+
+/// The server certificate's thumbprint did not match the pin.
+#[derive(Debug)]
+pub struct PinMismatch {
+    /// The pinned SHA-1 thumbprint.
+    pub expected: String,
+    /// The thumbprint of the certificate presented.
+    pub seen: String,
+}
+
+impl fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pinned SHA-1 {} but the server presented {}",
+            self.expected, self.seen
+        )
+    }
+}
+
+impl std::error::Error for PinMismatch {}
 
 #[cfg(test)]
 mod tests {

@@ -268,6 +268,7 @@ impl Topology {
                         upstream_trust: gateway_pin.clone(),
                         step_limit,
                     },
+                    pki,
                     ledger.clone(),
                     stop.clone(),
                 )

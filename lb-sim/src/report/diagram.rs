@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use crate::agent::GATEWAY_NAME;
 use crate::observe::{Hop, HopRecord, Layer, Leg, Role};
-use crate::report::html::escape;
+use crate::report::markup::escape;
 use crate::report::table::cert_short;
 use crate::run::{AttemptResult, ScenarioResult};
 

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::report::diagram;
+use crate::report::markup::escape;
 use crate::report::table::{alerts, hop_line};
 use crate::run::{AttemptResult, Report};
 
@@ -111,21 +112,6 @@ fn caption(out: &mut String, attempt: &AttemptResult) {
     out.push_str("</ul></details></li>");
 }
 
-/// Text made safe for HTML and SVG (&, <, >, ").
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 const CSS: &str = "\
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#1d2733;background:#fff}\
 h1{font-size:22px;margin:0 0 8px}h2{font-size:18px;margin:28px 0 2px;font-family:ui-monospace,monospace}\
@@ -145,16 +131,3 @@ text.label{font:11px ui-monospace,monospace;text-anchor:middle;stroke:none;fill:
 .note{font:11px system-ui,sans-serif;fill:#445}.broke circle{fill:#fde7e6;stroke:#c62828;stroke-width:2}\
 .broke path{stroke:#c62828;stroke-width:2.5}.broke-text{fill:#b3261e;font-weight:700}\
 footer{margin-top:28px;color:#667;font-size:12px}";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escape_makes_markup_inert() {
-        assert_eq!(
-            escape("<a href=\"x\">&</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
-        );
-    }
-}
