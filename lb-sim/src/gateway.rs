@@ -80,6 +80,9 @@ pub struct GatewayPlan {
     pub backend: SocketAddr,
     /// Bound of each step and of the tunnel.
     pub step_limit: Duration,
+    /// Count each accepted connection in the ledger itself (the hop in front
+    /// is a program that cannot report what it dialled).
+    pub counts_accepts: bool,
 }
 
 /// Bind `plan.listen` and serve until `stop`; returns the bound address.
@@ -94,6 +97,9 @@ pub async fn spawn(
     accept_each(listener, stop, move |tcp| {
         let plan = Arc::clone(&plan);
         let ledger = ledger.clone();
+        if plan.counts_accepts {
+            ledger.dialed(Hop::Gateway);
+        }
         async move {
             let record = serve(&plan, &ledger, tcp).await;
             ledger.report(record);

@@ -51,6 +51,7 @@ pub mod balancer;
 pub mod connect_proxy;
 pub mod gateway;
 pub mod observe;
+pub mod real;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -14,7 +14,7 @@ use crate::gateway::{ClientCheck, IdentifyBy, KnownClient};
 use crate::observe::{CertSeen, Hop, HopRecord, Layer};
 use crate::scenario::{AgentTrust, Attempt, Check, Party, Scenario, Sight};
 use crate::tls::{ServerTrust, cert_seen, roots};
-use crate::topology::{Path, Topology};
+use crate::topology::{Path, Ports, Topology};
 use crate::verdict::{Verdict, judge};
 
 /// Everything the reports need about a whole invocation.
@@ -22,8 +22,10 @@ use crate::verdict::{Verdict, judge};
 pub struct Report {
     /// The "now" the lab PKI was generated for (UTC).
     pub lab_now: String,
-    /// Whether every run matched its expectation.
+    /// Whether every run that ran matched its expectation.
     pub passed: bool,
+    /// How many runs were skipped (a program they need is missing).
+    pub skipped: usize,
     /// One entry per scenario.
     pub scenarios: Vec<ScenarioResult>,
 }
@@ -70,6 +72,15 @@ pub struct AttemptResult {
     pub passed: bool,
     /// Wall time, milliseconds.
     pub millis: u64,
+    /// The software playing the balancer: "built-in", or the real
+    /// program's name and version ("HAProxy 2.6.12").
+    pub balancer: String,
+    /// The real balancer's configuration (template filled in), if any.
+    pub balancer_config: Option<String>,
+    /// Where this balancer behaves differently from the built-in relay.
+    pub note: Option<String>,
+    /// Why the run was skipped (a program is missing), if it was.
+    pub skipped: Option<String>,
 }
 
 /// One "who saw which certificate" check.
@@ -122,6 +133,11 @@ pub async fn run_all(
     Ok(Report {
         lab_now: crate::verdict::utc(u64::try_from(pki.now.unix_timestamp()).unwrap_or(0)),
         passed: results.iter().all(|r| r.passed),
+        skipped: results
+            .iter()
+            .flat_map(|r| &r.attempts)
+            .filter(|a| a.skipped.is_some())
+            .count(),
         scenarios: results,
     })
 }
@@ -142,7 +158,7 @@ pub async fn run_scenario(
     Ok(ScenarioResult {
         name: scenario.name.to_string(),
         title: scenario.title.to_string(),
-        passed: attempts.iter().all(|a| a.passed),
+        passed: attempts.iter().all(|a| a.passed || a.skipped.is_some()),
         attempts,
     })
 }
@@ -154,11 +170,16 @@ async fn run_attempt(
 ) -> anyhow::Result<AttemptResult> {
     let started = tokio::time::Instant::now();
     let identity = attempt.agent.identity(pki);
-    let topology = Topology::start(
+    if let Some(reason) = attempt.implementation.unavailable() {
+        return Ok(skipped(attempt, identity.name.clone(), reason));
+    }
+    let mut topology = Topology::start_with(
         attempt.path,
+        attempt.implementation,
         pki,
         gateway_check(attempt.check, pki),
         limits.step,
+        Ports::any(),
     )
     .await?;
     let minted = topology.proxy.as_ref().and_then(|p| p.minted.clone());
@@ -186,9 +207,23 @@ async fn run_attempt(
     };
     let agent_record = agent::run(&plan, &topology.ledger).await;
     topology.ledger.report(agent_record);
+    let real = topology.real.take();
+    if let Some(real) = &real {
+        topology
+            .ledger
+            .report(real.record(attempt.path == Path::OffloadReencrypt));
+    }
     let settled = topology.ledger.settled(limits.settle).await;
     topology.stop();
     let records = topology.ledger.records();
+    let (balancer, balancer_config) = match real {
+        Some(real) => {
+            let described = (real.version.clone(), Some(real.config.clone()));
+            real.stop().await;
+            described
+        }
+        None => (attempt.implementation.name().to_string(), None),
+    };
 
     let (observed, explanation) = judge(&records, attempt.exchanges);
     let party_sha1 = |party: Party| -> Option<String> {
@@ -219,7 +254,14 @@ async fn run_attempt(
     Ok(AttemptResult {
         label: attempt.label.to_string(),
         path: attempt.path,
-        path_text: attempt.path.describe().to_string(),
+        path_text: match &balancer_config {
+            Some(_) => attempt
+                .path
+                .describe()
+                .replace("offload LB", &balancer)
+                .replace("re-encrypting LB", &format!("{balancer} (re-encrypting)")),
+            None => attempt.path.describe().to_string(),
+        },
         hops: attempt.path.hops(),
         agent_cert: identity.name.clone(),
         expected: attempt.expect,
@@ -230,7 +272,34 @@ async fn run_attempt(
         settled,
         passed,
         millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        balancer,
+        balancer_config,
+        note: attempt.note.map(str::to_string),
+        skipped: None,
     })
+}
+
+/// A run that could not start here: never passed.
+fn skipped(attempt: &Attempt, agent_cert: String, reason: String) -> AttemptResult {
+    AttemptResult {
+        label: attempt.label.to_string(),
+        path: attempt.path,
+        path_text: attempt.path.describe().to_string(),
+        hops: attempt.path.hops(),
+        agent_cert,
+        expected: attempt.expect,
+        observed: Verdict::Skipped,
+        explanation: format!("skipped: {reason}"),
+        checks: Vec::new(),
+        records: Vec::new(),
+        settled: false,
+        passed: false,
+        millis: 0,
+        balancer: attempt.implementation.name().to_string(),
+        balancer_config: None,
+        note: attempt.note.map(str::to_string),
+        skipped: Some(reason),
+    }
 }
 
 /// The gateway's identity check for `check`.

@@ -7,6 +7,7 @@ use passthru_certs::{Identity, LabPki};
 use serde::Serialize;
 
 use crate::observe::Hop;
+use crate::real::Implementation;
 use crate::topology::Path;
 use crate::verdict::{Reason, Verdict};
 
@@ -42,6 +43,11 @@ pub struct Attempt {
     pub expect: Verdict,
     /// Which certificate each vantage point must have seen (`None`: none).
     pub seen: Vec<(Sight, Option<Party>)>,
+    /// The software playing the offloading balancer.
+    pub implementation: Implementation,
+    /// Where this balancer behaves differently from the built-in relay, one
+    /// sentence.
+    pub note: Option<&'static str>,
 }
 
 /// Which lab certificate the agent presents.
@@ -164,6 +170,39 @@ pub fn all() -> Vec<Scenario> {
         ],
         ..attempt("", Path::Passthrough, agent, check)
     };
+    let offload_pinned = Attempt {
+        label: "",
+        expect: fails(Hop::Agent, Reason::PinMismatch),
+        seen: vec![(AgentOuterServer, Some(P::Balancer)), (GatewayClient, None)],
+        ..attempt("", Path::Offload, Agent01, Check::ChainOnly)
+    };
+    let offload_pin_off = Attempt {
+        trust: AgentTrust::LabRoot,
+        expect: fails(Hop::Gateway, Reason::NoClientCertificate),
+        seen: vec![
+            (AgentOuterServer, Some(P::Balancer)),
+            (GatewayClient, None),
+            (AgentInnerServer, Some(P::Gateway)),
+            (BackendClient, None),
+        ],
+        ..offload_pinned
+    };
+    let reencrypt_pinned = Attempt {
+        path: Path::OffloadReencrypt,
+        ..offload_pinned.clone()
+    };
+    let reencrypt_pin_off = Attempt {
+        label: "",
+        trust: AgentTrust::LabRoot,
+        expect: fails(Hop::Gateway, Reason::WrongClientIdentity),
+        seen: vec![
+            (AgentOuterServer, Some(P::Balancer)),
+            (GatewayClient, Some(P::Balancer)),
+            (AgentInnerServer, Some(P::Backend)),
+            (BackendClient, Some(P::Agent)),
+        ],
+        ..attempt("", Path::OffloadReencrypt, Agent01, Check::ChainOnly)
+    };
     vec![
         Scenario {
             name: "passthrough",
@@ -181,21 +220,34 @@ pub fn all() -> Vec<Scenario> {
             attempts: vec![
                 Attempt {
                     label: "agent pins gateway (as deployed)",
-                    expect: fails(Hop::Agent, Reason::PinMismatch),
-                    seen: vec![(AgentOuterServer, Some(P::Balancer)), (GatewayClient, None)],
-                    ..attempt("", Path::Offload, Agent01, Check::ChainOnly)
+                    ..offload_pinned.clone()
                 },
                 Attempt {
                     label: "pin off (agent trusts lab root)",
-                    trust: AgentTrust::LabRoot,
-                    expect: fails(Hop::Gateway, Reason::NoClientCertificate),
-                    seen: vec![
-                        (AgentOuterServer, Some(P::Balancer)),
-                        (GatewayClient, None),
-                        (AgentInnerServer, Some(P::Gateway)),
-                        (BackendClient, None),
-                    ],
-                    ..attempt("", Path::Offload, Agent01, Check::ChainOnly)
+                    ..offload_pin_off.clone()
+                },
+                Attempt {
+                    label: "HAProxy bind ssl crt, agent pins gateway",
+                    implementation: HAPROXY,
+                    ..offload_pinned
+                },
+                Attempt {
+                    label: "HAProxy bind ssl crt, pin off",
+                    implementation: HAPROXY,
+                    ..offload_pin_off.clone()
+                },
+                Attempt {
+                    label: "HAProxy + verify optional, pin off",
+                    implementation: HAPROXY_VERIFY,
+                    note: Some(
+                        "HAProxy asks for the agent's certificate and verifies it against the lab root, yet the gateway still gets none: a terminating balancer cannot forward a client certificate it holds no key for",
+                    ),
+                    ..offload_pin_off.clone()
+                },
+                Attempt {
+                    label: "nginx stream ssl, pin off",
+                    implementation: Implementation::Nginx,
+                    ..offload_pin_off
                 },
             ],
         },
@@ -205,21 +257,34 @@ pub fn all() -> Vec<Scenario> {
             attempts: vec![
                 Attempt {
                     label: "agent pins gateway (as deployed)",
-                    expect: fails(Hop::Agent, Reason::PinMismatch),
-                    seen: vec![(AgentOuterServer, Some(P::Balancer)), (GatewayClient, None)],
-                    ..attempt("", Path::OffloadReencrypt, Agent01, Check::ChainOnly)
+                    ..reencrypt_pinned.clone()
                 },
                 Attempt {
                     label: "pin off (agent trusts lab root)",
-                    trust: AgentTrust::LabRoot,
-                    expect: fails(Hop::Gateway, Reason::WrongClientIdentity),
-                    seen: vec![
-                        (AgentOuterServer, Some(P::Balancer)),
-                        (GatewayClient, Some(P::Balancer)),
-                        (AgentInnerServer, Some(P::Backend)),
-                        (BackendClient, Some(P::Agent)),
-                    ],
-                    ..attempt("", Path::OffloadReencrypt, Agent01, Check::ChainOnly)
+                    ..reencrypt_pin_off.clone()
+                },
+                Attempt {
+                    label: "HAProxy server ssl, pin off",
+                    implementation: HAPROXY,
+                    ..reencrypt_pin_off.clone()
+                },
+                Attempt {
+                    label: "HAProxy server ssl + verify optional, pin off",
+                    implementation: HAPROXY_VERIFY,
+                    note: Some(
+                        "HAProxy verifies the agent's certificate on its side, but the gateway authenticates HAProxy's own client certificate (`server … ssl crt`), never the agent's",
+                    ),
+                    ..reencrypt_pin_off.clone()
+                },
+                Attempt {
+                    label: "nginx proxy_ssl on, agent pins gateway",
+                    implementation: Implementation::Nginx,
+                    ..reencrypt_pinned
+                },
+                Attempt {
+                    label: "nginx proxy_ssl on, pin off",
+                    implementation: Implementation::Nginx,
+                    ..reencrypt_pin_off
                 },
             ],
         },
@@ -352,8 +417,17 @@ fn attempt(label: &'static str, path: Path, agent: AgentCert, check: Check) -> A
         idle_ms: 0,
         expect: Verdict::Works,
         seen: Vec::new(),
+        implementation: Implementation::Builtin,
+        note: None,
     }
 }
+
+const HAPROXY: Implementation = Implementation::Haproxy {
+    verify_client: false,
+};
+const HAPROXY_VERIFY: Implementation = Implementation::Haproxy {
+    verify_client: true,
+};
 
 fn fails(hop: Hop, reason: Reason) -> Verdict {
     Verdict::Fails { hop, reason }

@@ -32,6 +32,7 @@ use crate::balancer::{self, BalancerMode, BalancerPlan};
 use crate::connect_proxy::{self, ProxyMode, ProxyPlan, RunningProxy};
 use crate::gateway::{self, ClientCheck, GatewayPlan};
 use crate::observe::{Hop, Ledger};
+use crate::real::{self, Implementation, RealBalancer, RealPlan};
 use crate::tls::{ServerTrust, roots};
 
 /// The arrangement between the agent and the gateway.
@@ -196,6 +197,8 @@ pub struct Topology {
     pub gateway: SocketAddr,
     /// The backend's address.
     pub backend: SocketAddr,
+    /// HAProxy or nginx, when one plays the balancer.
+    pub real: Option<RealBalancer>,
     stop: CancellationToken,
 }
 
@@ -209,7 +212,15 @@ impl Topology {
         check: ClientCheck,
         step_limit: Duration,
     ) -> anyhow::Result<Topology> {
-        Topology::start_at(path, pki, check, step_limit, Ports::any()).await
+        Topology::start_with(
+            path,
+            Implementation::Builtin,
+            pki,
+            check,
+            step_limit,
+            Ports::any(),
+        )
+        .await
     }
 
     /// [`Topology::start`] on `ports`. When a component cannot bind, the
@@ -222,6 +233,32 @@ impl Topology {
         step_limit: Duration,
         ports: Ports,
     ) -> anyhow::Result<Topology> {
+        Topology::start_with(path, Implementation::Builtin, pki, check, step_limit, ports).await
+    }
+
+    /// [`Topology::start_at`] with `implementation` as the offloading
+    /// balancer (HAProxy or nginx on a free port instead of the relay).
+    pub async fn start_with(
+        path: Path,
+        implementation: Implementation,
+        pki: &LabPki,
+        check: ClientCheck,
+        step_limit: Duration,
+        ports: Ports,
+    ) -> anyhow::Result<Topology> {
+        let real_plan = |gateway| RealPlan {
+            implementation,
+            reencrypt: path == Path::OffloadReencrypt,
+            gateway,
+        };
+        let external = implementation != Implementation::Builtin;
+        if external && !matches!(path, Path::Offload | Path::OffloadReencrypt) {
+            anyhow::bail!(
+                "{} can only play the offloading balancer, not {}",
+                implementation.name(),
+                path.as_str()
+            );
+        }
         let ledger = Ledger::new();
         let stop = CancellationToken::new();
         // Stops whatever started if a later component fails to bind.
@@ -246,6 +283,7 @@ impl Topology {
                 check,
                 backend,
                 step_limit,
+                counts_accepts: external,
             },
             ledger.clone(),
             stop.clone(),
@@ -285,9 +323,15 @@ impl Topology {
             .as_ref()
             .map(|p| p.addr)
             .filter(|_| path == Path::ConnectHop);
-        let balancer = match balancer_mode {
-            None => None,
-            Some(mode) => Some(
+        let real = if external {
+            Some(real::spawn(real_plan(gateway), pki).await?)
+        } else {
+            None
+        };
+        let balancer = match (balancer_mode, &real) {
+            (_, Some(real)) => Some(real.addr),
+            (None, None) => None,
+            (Some(mode), None) => Some(
                 balancer::spawn(
                     BalancerPlan {
                         listen: ports.front(),
@@ -328,6 +372,7 @@ impl Topology {
             proxy,
             gateway,
             backend,
+            real,
             stop,
         })
     }

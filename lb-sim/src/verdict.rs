@@ -13,6 +13,8 @@ use crate::observe::{FailureKind, Hop, HopRecord, Layer, Leg, Refusal};
 pub enum Verdict {
     /// Both handshakes completed and every request was answered.
     Works,
+    /// Not run: what it needs is missing here (never counts as passed).
+    Skipped,
     /// `hop` stopped the connection for `reason`.
     Fails {
         /// Where it broke.
@@ -53,6 +55,7 @@ impl Verdict {
     pub fn label(&self) -> String {
         match self {
             Verdict::Works => "works".to_string(),
+            Verdict::Skipped => "skipped".to_string(),
             Verdict::Fails { hop, reason } => {
                 format!("fails at {}: {}", hop.as_str(), reason.as_str())
             }
@@ -63,6 +66,7 @@ impl Verdict {
     pub fn short(&self) -> String {
         match self {
             Verdict::Works => "works".to_string(),
+            Verdict::Skipped => "skipped".to_string(),
             Verdict::Fails { hop, reason } => format!("{}: {}", hop.as_str(), reason.as_str()),
         }
     }

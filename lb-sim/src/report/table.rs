@@ -13,12 +13,13 @@ pub fn render(report: &Report) -> String {
     let header = [
         "SCENARIO",
         "RUN",
+        "BALANCER",
         "EXPECTED",
         "OBSERVED (where: why)",
         "ALERTS / ERRORS BY HOP",
         "RESULT",
     ];
-    let mut rows: Vec<[String; 6]> = Vec::new();
+    let mut rows: Vec<[String; 7]> = Vec::new();
     for scenario in &report.scenarios {
         for (i, attempt) in scenario.attempts.iter().enumerate() {
             rows.push([
@@ -28,6 +29,7 @@ pub fn render(report: &Report) -> String {
                     String::new()
                 },
                 attempt.label.clone(),
+                attempt.balancer.clone(),
                 attempt.expected.short(),
                 attempt.observed.short(),
                 alerts(&attempt.records),
@@ -65,11 +67,15 @@ pub fn render(report: &Report) -> String {
         .scenarios
         .iter()
         .flat_map(|s| &s.attempts)
-        .filter(|a| !a.passed)
+        .filter(|a| !a.passed && a.skipped.is_none())
         .count();
+    let skipped = match report.skipped {
+        0 => String::new(),
+        n => format!("; {n} run(s) SKIPPED (not passed): see above"),
+    };
     let _ = writeln!(
         out,
-        "{} scenarios, {runs} runs: {} (lab PKI generated for {})",
+        "{} scenarios, {runs} runs: {}{skipped} (lab PKI generated for {})",
         report.scenarios.len(),
         if failed == 0 {
             "every observed outcome matches its expectation".to_string()
@@ -95,6 +101,9 @@ pub fn progress_line(result: &ScenarioResult) -> String {
 }
 
 fn result(attempt: &AttemptResult) -> &'static str {
+    if attempt.skipped.is_some() {
+        return "SKIPPED";
+    }
     match (attempt.passed, attempt.settled) {
         (true, _) => "ok",
         (false, false) => "DIFFERS (a hop never reported)",
@@ -135,6 +144,9 @@ fn render_details(out: &mut String, scenario: &str, attempt: &AttemptResult) {
         .collect();
     let _ = writeln!(out, "    checks:   {}", checks.join(", "));
     let _ = writeln!(out, "    why:      {}", attempt.explanation);
+    if let Some(note) = &attempt.note {
+        let _ = writeln!(out, "    note:     {note}");
+    }
     let _ = writeln!(out);
 }
 
