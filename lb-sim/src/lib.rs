@@ -49,6 +49,7 @@ pub mod agent;
 pub mod backend;
 pub mod balancer;
 pub mod connect_proxy;
+pub mod front;
 pub mod gateway;
 pub mod observe;
 pub mod real;

@@ -20,6 +20,8 @@ pub use ledger::Ledger;
 pub enum Hop {
     /// The managed machine's agent (TLS client).
     Agent,
+    /// A layer-4 balancer in front of passthru (source NAT, idle timeout).
+    Front,
     /// The balancer in front of the gateway (passthru, or an offloading relay).
     Balancer,
     /// An HTTP CONNECT proxy (plain tunnel or TLS-inspecting).
@@ -35,6 +37,7 @@ impl Hop {
     pub fn as_str(self) -> &'static str {
         match self {
             Hop::Agent => "agent",
+            Hop::Front => "l4-lb",
             Hop::Balancer => "balancer",
             Hop::Proxy => "proxy",
             Hop::Gateway => "gateway",
@@ -257,6 +260,9 @@ pub struct HopRecord {
     pub error: Option<Failure>,
     /// The gateway's application-level refusal after a valid handshake.
     pub refused: Option<Refusal>,
+    /// The client address this hop logged (the gateway: from the TCP peer,
+    /// or from a PROXY header when it expects one).
+    pub client_addr: Option<String>,
 }
 
 /// Why a gateway refused a client whose chain was valid; it answers
@@ -319,6 +325,7 @@ impl HopRecord {
             notes: Vec::new(),
             error: None,
             refused: None,
+            client_addr: None,
         }
     }
 

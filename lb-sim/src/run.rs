@@ -2,6 +2,7 @@
 //! agent connect, wait (bounded) until every hop reported, judge, and check
 //! the thumbprints each hop saw against the lab's.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,9 +13,9 @@ use serde::Serialize;
 use crate::agent::{self, AgentPlan};
 use crate::gateway::{ClientCheck, IdentifyBy, KnownClient};
 use crate::observe::{CertSeen, Hop, HopRecord, Layer};
-use crate::scenario::{AgentTrust, Attempt, Check, Party, Scenario, Sight};
+use crate::scenario::{AgentTrust, Attempt, Check, Logged, Party, Scenario, Sight};
 use crate::tls::{ServerTrust, cert_seen, roots};
-use crate::topology::{Path, Ports, Topology};
+use crate::topology::{Knobs, Path, Ports, Topology};
 use crate::verdict::{Verdict, judge};
 
 /// Everything the reports need about a whole invocation.
@@ -81,6 +82,21 @@ pub struct AttemptResult {
     pub note: Option<String>,
     /// Why the run was skipped (a program is missing), if it was.
     pub skipped: Option<String>,
+    /// The client address the gateway logged, against the expected one.
+    pub logged: Option<AddrCheck>,
+}
+
+/// "Whose address did the gateway log" check.
+#[derive(Debug, Clone, Serialize)]
+pub struct AddrCheck {
+    /// Whose address it must be.
+    pub expected_party: Logged,
+    /// That address (IP).
+    pub expected: String,
+    /// What the gateway logged (IP:port).
+    pub observed: Option<String>,
+    /// Same IP?
+    pub ok: bool,
 }
 
 /// One "who saw which certificate" check.
@@ -173,9 +189,15 @@ async fn run_attempt(
     if let Some(reason) = attempt.implementation.unavailable() {
         return Ok(skipped(attempt, identity.name.clone(), reason));
     }
+    let knobs = Knobs {
+        implementation: attempt.implementation,
+        idle_timeout: attempt.idle_timeout_ms.map(Duration::from_millis),
+        proxy_v2: attempt.proxy_v2,
+        tcp_keepalive: attempt.tcp_keepalive_ms.map(Duration::from_millis),
+    };
     let mut topology = Topology::start_with(
         attempt.path,
-        attempt.implementation,
+        knobs,
         pki,
         gateway_check(attempt.check, pki),
         limits.step,
@@ -204,6 +226,7 @@ async fn run_attempt(
         exchanges: attempt.exchanges,
         idle: Duration::from_millis(attempt.idle_ms),
         step_limit: limits.step,
+        source: attempt.source.map(IpAddr::from),
     };
     let agent_record = agent::run(&plan, &topology.ledger).await;
     topology.ledger.report(agent_record);
@@ -250,7 +273,31 @@ async fn run_attempt(
             }
         })
         .collect();
-    let passed = settled && observed == attempt.expect && checks.iter().all(|c| c.ok);
+    let logged = attempt.logged.map(|party| {
+        let expected = match party {
+            Logged::Agent => attempt
+                .source
+                .map_or(IpAddr::from([127, 0, 0, 1]), IpAddr::from),
+            Logged::Balancer => IpAddr::from([127, 0, 0, 1]),
+        };
+        let observed = records
+            .iter()
+            .find(|r| r.hop == Hop::Gateway)
+            .and_then(|r| r.client_addr.clone());
+        AddrCheck {
+            expected_party: party,
+            expected: expected.to_string(),
+            ok: observed
+                .as_deref()
+                .and_then(|o| o.parse::<SocketAddr>().ok())
+                .is_some_and(|o| o.ip() == expected),
+            observed,
+        }
+    });
+    let passed = settled
+        && observed == attempt.expect
+        && checks.iter().all(|c| c.ok)
+        && logged.as_ref().is_none_or(|l| l.ok);
     Ok(AttemptResult {
         label: attempt.label.to_string(),
         path: attempt.path,
@@ -276,6 +323,7 @@ async fn run_attempt(
         balancer_config,
         note: attempt.note.map(str::to_string),
         skipped: None,
+        logged,
     })
 }
 
@@ -299,6 +347,7 @@ fn skipped(attempt: &Attempt, agent_cert: String, reason: String) -> AttemptResu
         balancer_config: None,
         note: attempt.note.map(str::to_string),
         skipped: Some(reason),
+        logged: None,
     }
 }
 

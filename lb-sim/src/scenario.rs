@@ -48,6 +48,27 @@ pub struct Attempt {
     /// Where this balancer behaves differently from the built-in relay, one
     /// sentence.
     pub note: Option<&'static str>,
+    /// The layer-4 balancer in front of passthru drops flows idle longer
+    /// than this (milliseconds).
+    pub idle_timeout_ms: Option<u64>,
+    /// passthru's listener `tcp_keepalive` (milliseconds).
+    pub tcp_keepalive_ms: Option<u64>,
+    /// PROXY v2 from the layer-4 balancer, and `send_proxy_protocol = "v2"`.
+    pub proxy_v2: bool,
+    /// The agent connects from this loopback address.
+    pub source: Option<[u8; 4]>,
+    /// Whose address the gateway must log.
+    pub logged: Option<Logged>,
+}
+
+/// Whose address the gateway logs for the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Logged {
+    /// The agent's own address.
+    Agent,
+    /// The balancer's (127.0.0.1, the address it dials from).
+    Balancer,
 }
 
 /// Which lab certificate the agent presents.
@@ -203,6 +224,24 @@ pub fn all() -> Vec<Scenario> {
         ],
         ..attempt("", Path::OffloadReencrypt, Agent01, Check::ChainOnly)
     };
+    let idle = Attempt {
+        label: "",
+        exchanges: 2,
+        idle_ms: 3_000,
+        idle_timeout_ms: Some(2_000),
+        ..attempt("", Path::IdleReset, Agent01, Check::ChainOnly)
+    };
+    let snat = |agent, source, proxy_v2| Attempt {
+        source: Some(source),
+        proxy_v2,
+        logged: Some(if proxy_v2 {
+            Logged::Agent
+        } else {
+            Logged::Balancer
+        }),
+        seen: works_seen.clone(),
+        ..attempt("", Path::Snat, agent, Check::ChainOnly)
+    };
     vec![
         Scenario {
             name: "passthrough",
@@ -325,6 +364,50 @@ pub fn all() -> Vec<Scenario> {
             ],
         },
         Scenario {
+            name: "idle-reset",
+            title: "a layer-4 balancer silently drops flows idle longer than 2 s (F5 FastL4: 300 s): a persistent agent connection lives only with passthru's tcp_keepalive below it",
+            attempts: vec![
+                Attempt {
+                    label: "tcp_keepalive 10 s (above the 2 s idle timeout), 3 s idle",
+                    tcp_keepalive_ms: Some(10_000),
+                    expect: fails(Hop::Front, Reason::IdleReset),
+                    seen: vec![
+                        (AgentOuterServer, Some(P::Gateway)),
+                        (GatewayClient, Some(P::Agent)),
+                    ],
+                    ..idle.clone()
+                },
+                Attempt {
+                    label: "tcp_keepalive 1 s (below the 2 s idle timeout), 3 s idle",
+                    tcp_keepalive_ms: Some(1_000),
+                    seen: works_seen.clone(),
+                    ..idle
+                },
+            ],
+        },
+        Scenario {
+            name: "snat",
+            title: "behind a source-NATting balancer the gateway logs the balancer for every agent, unless PROXY v2 comes in and passthru sends it on",
+            attempts: vec![
+                Attempt {
+                    label: "agent-01 from 127.0.0.11, no PROXY header",
+                    ..snat(Agent01, [127, 0, 0, 11], false)
+                },
+                Attempt {
+                    label: "agent-02 from 127.0.0.12, no PROXY header",
+                    ..snat(Agent02, [127, 0, 0, 12], false)
+                },
+                Attempt {
+                    label: "agent-01 from 127.0.0.11, PROXY v2 in, send_proxy_protocol out",
+                    ..snat(Agent01, [127, 0, 0, 11], true)
+                },
+                Attempt {
+                    label: "agent-02 from 127.0.0.12, PROXY v2 in, send_proxy_protocol out",
+                    ..snat(Agent02, [127, 0, 0, 12], true)
+                },
+            ],
+        },
+        Scenario {
             name: "untrusted-root",
             title: "an agent certificate from a CA the gateway does not trust",
             attempts: vec![Attempt {
@@ -419,6 +502,11 @@ fn attempt(label: &'static str, path: Path, agent: AgentCert, check: Check) -> A
         seen: Vec::new(),
         implementation: Implementation::Builtin,
         note: None,
+        idle_timeout_ms: None,
+        tcp_keepalive_ms: None,
+        proxy_v2: false,
+        source: None,
+        logged: None,
     }
 }
 
@@ -448,6 +536,8 @@ mod tests {
                 "offload-reencrypt",
                 "connect-hop",
                 "inspecting-proxy",
+                "idle-reset",
+                "snat",
                 "untrusted-root",
                 "pinned-thumbprint-mismatch",
                 "clock-skew",

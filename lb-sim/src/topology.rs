@@ -30,6 +30,7 @@ use crate::agent::Entry;
 use crate::backend::{self, BackendPlan};
 use crate::balancer::{self, BalancerMode, BalancerPlan};
 use crate::connect_proxy::{self, ProxyMode, ProxyPlan, RunningProxy};
+use crate::front::{self, FrontPlan};
 use crate::gateway::{self, ClientCheck, GatewayPlan};
 use crate::observe::{Hop, Ledger};
 use crate::real::{self, Implementation, RealBalancer, RealPlan};
@@ -49,16 +50,37 @@ pub enum Path {
     ConnectHop,
     /// agent → (CONNECT) inspecting proxy → gateway.
     InspectingProxy,
+    /// agent → layer-4 balancer dropping idle flows → passthru → gateway → backend.
+    IdleReset,
+    /// agents → source-NATting layer-4 balancer → passthru → gateway → backend.
+    Snat,
+}
+
+/// Settings of a run beyond its path: who plays the offloading balancer,
+/// the layer-4 balancer in front of passthru, and passthru's own keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Knobs {
+    /// HAProxy, nginx or the built-in relay (offloading paths).
+    pub implementation: Implementation,
+    /// The layer-4 balancer drops flows idle longer than this.
+    pub idle_timeout: Option<Duration>,
+    /// The layer-4 balancer sends PROXY v2; passthru expects it and sends
+    /// it on (`send_proxy_protocol = "v2"`); the gateway reads it.
+    pub proxy_v2: bool,
+    /// passthru's listener `tcp_keepalive` (`None`: passthru's default).
+    pub tcp_keepalive: Option<Duration>,
 }
 
 impl Path {
     /// Every path, in the order scenarios and `serve --mode` list them.
-    pub const ALL: [Path; 5] = [
+    pub const ALL: [Path; 7] = [
         Path::Passthrough,
         Path::Offload,
         Path::OffloadReencrypt,
         Path::ConnectHop,
         Path::InspectingProxy,
+        Path::IdleReset,
+        Path::Snat,
     ];
 
     /// Its name (`serve --mode`).
@@ -69,6 +91,8 @@ impl Path {
             Path::OffloadReencrypt => "offload-reencrypt",
             Path::ConnectHop => "connect-hop",
             Path::InspectingProxy => "inspecting-proxy",
+            Path::IdleReset => "idle-reset",
+            Path::Snat => "snat",
         }
     }
 
@@ -86,6 +110,13 @@ impl Path {
                 Hop::Backend,
             ],
             Path::InspectingProxy => vec![Hop::Agent, Hop::Proxy, Hop::Gateway, Hop::Backend],
+            Path::IdleReset | Path::Snat => vec![
+                Hop::Agent,
+                Hop::Front,
+                Hop::Balancer,
+                Hop::Gateway,
+                Hop::Backend,
+            ],
         }
     }
 
@@ -97,6 +128,8 @@ impl Path {
             Path::OffloadReencrypt => "agent → re-encrypting LB → gateway → backend",
             Path::ConnectHop => "agent → passthru → CONNECT proxy → gateway → backend",
             Path::InspectingProxy => "agent → inspecting proxy → gateway → backend",
+            Path::IdleReset => "agent → L4 LB (idle timeout) → passthru → gateway → backend",
+            Path::Snat => "agent → L4 LB (source NAT) → passthru → gateway → backend",
         }
     }
 }
@@ -212,15 +245,7 @@ impl Topology {
         check: ClientCheck,
         step_limit: Duration,
     ) -> anyhow::Result<Topology> {
-        Topology::start_with(
-            path,
-            Implementation::Builtin,
-            pki,
-            check,
-            step_limit,
-            Ports::any(),
-        )
-        .await
+        Topology::start_with(path, Knobs::default(), pki, check, step_limit, Ports::any()).await
     }
 
     /// [`Topology::start`] on `ports`. When a component cannot bind, the
@@ -233,19 +258,20 @@ impl Topology {
         step_limit: Duration,
         ports: Ports,
     ) -> anyhow::Result<Topology> {
-        Topology::start_with(path, Implementation::Builtin, pki, check, step_limit, ports).await
+        Topology::start_with(path, Knobs::default(), pki, check, step_limit, ports).await
     }
 
-    /// [`Topology::start_at`] with `implementation` as the offloading
-    /// balancer (HAProxy or nginx on a free port instead of the relay).
+    /// [`Topology::start_at`] with `knobs`: HAProxy or nginx on a free port
+    /// instead of the relay; the layer-4 balancer's and passthru's settings.
     pub async fn start_with(
         path: Path,
-        implementation: Implementation,
+        knobs: Knobs,
         pki: &LabPki,
         check: ClientCheck,
         step_limit: Duration,
         ports: Ports,
     ) -> anyhow::Result<Topology> {
+        let implementation = knobs.implementation;
         let real_plan = |gateway| RealPlan {
             implementation,
             reencrypt: path == Path::OffloadReencrypt,
@@ -284,6 +310,7 @@ impl Topology {
                 backend,
                 step_limit,
                 counts_accepts: external,
+                proxy_v2: knobs.proxy_v2,
             },
             ledger.clone(),
             stop.clone(),
@@ -314,7 +341,9 @@ impl Topology {
             ),
         };
         let balancer_mode = match path {
-            Path::Passthrough | Path::ConnectHop => Some(BalancerMode::Passthrough),
+            Path::Passthrough | Path::ConnectHop | Path::IdleReset | Path::Snat => {
+                Some(BalancerMode::Passthrough)
+            }
             Path::Offload => Some(BalancerMode::Offload),
             Path::OffloadReencrypt => Some(BalancerMode::OffloadReencrypt),
             Path::InspectingProxy => None,
@@ -334,7 +363,10 @@ impl Topology {
             (Some(mode), None) => Some(
                 balancer::spawn(
                     BalancerPlan {
-                        listen: ports.front(),
+                        listen: match path {
+                            Path::IdleReset | Path::Snat => ports.proxy(path),
+                            _ => ports.front(),
+                        },
                         mode,
                         identity: pki.balancer.clone(),
                         gateway: match via {
@@ -344,6 +376,8 @@ impl Topology {
                         via,
                         gateway_trust: gateway_pin,
                         step_limit,
+                        proxy_v2: knobs.proxy_v2,
+                        tcp_keepalive: knobs.tcp_keepalive,
                     },
                     ledger.clone(),
                     stop.clone(),
@@ -351,16 +385,34 @@ impl Topology {
                 .await?,
             ),
         };
-        let (entry, first_hop) = match (balancer, &proxy) {
-            (Some(addr), _) => (Entry::Direct(addr), Hop::Balancer),
-            (None, Some(proxy)) => (
+        let front = match (path, balancer) {
+            (Path::IdleReset | Path::Snat, Some(passthru)) => Some(
+                front::spawn(
+                    FrontPlan {
+                        listen: ports.front(),
+                        passthru,
+                        idle_timeout: knobs.idle_timeout,
+                        proxy_v2: knobs.proxy_v2,
+                        step_limit,
+                    },
+                    ledger.clone(),
+                    stop.clone(),
+                )
+                .await?,
+            ),
+            _ => None,
+        };
+        let (entry, first_hop) = match (front, balancer, &proxy) {
+            (Some(addr), _, _) => (Entry::Direct(addr), Hop::Front),
+            (None, Some(addr), _) => (Entry::Direct(addr), Hop::Balancer),
+            (None, None, Some(proxy)) => (
                 Entry::Connect {
                     proxy: proxy.addr,
                     target: GATEWAY_TARGET.to_string(),
                 },
                 Hop::Proxy,
             ),
-            (None, None) => (Entry::Direct(gateway), Hop::Gateway),
+            (None, None, None) => (Entry::Direct(gateway), Hop::Gateway),
         };
         started.disarm();
         Ok(Topology {

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::observe::{CertSeen, HopRecord, Leg};
-use crate::run::{AttemptResult, Report, ScenarioResult};
+use crate::run::{AddrCheck, AttemptResult, Report, ScenarioResult};
 
 /// The whole table: one row per run (scenario, path, expected, observed,
 /// result), then per run what each hop saw and why.
@@ -100,6 +100,17 @@ pub fn progress_line(result: &ScenarioResult) -> String {
     )
 }
 
+/// "gateway logged client 127.0.0.11:40000 = agent (127.0.0.11) ✓".
+pub fn logged_text(logged: &AddrCheck) -> String {
+    format!(
+        "gateway logged client {} = {} ({}) {}",
+        logged.observed.as_deref().unwrap_or("(none)"),
+        format!("{:?}", logged.expected_party).to_lowercase(),
+        logged.expected,
+        if logged.ok { "✓" } else { "✗" }
+    )
+}
+
 fn result(attempt: &AttemptResult) -> &'static str {
     if attempt.skipped.is_some() {
         return "SKIPPED";
@@ -142,6 +153,10 @@ fn render_details(out: &mut String, scenario: &str, attempt: &AttemptResult) {
             )
         })
         .collect();
+    let mut checks = checks;
+    if let Some(logged) = &attempt.logged {
+        checks.push(logged_text(logged));
+    }
     let _ = writeln!(out, "    checks:   {}", checks.join(", "));
     let _ = writeln!(out, "    why:      {}", attempt.explanation);
     if let Some(note) = &attempt.note {
