@@ -243,26 +243,31 @@ impl SegmentCounter {
 
     /// Read the counts again; true when they grew.
     fn refresh(&mut self) -> bool {
-        let total: u64 = self.sockets.iter().map(|(l, p)| segs_in(*l, *p)).sum();
+        let total: u64 = self
+            .sockets
+            .iter()
+            .map(|(l, p)| socket_counter(*l, *p, "segs_in"))
+            .sum();
         let grew = total > self.last;
         self.last = self.last.max(total);
         grew
     }
 }
 
-/// `segs_in` of the socket `local` → `peer`, 0 when `ss` cannot say.
-fn segs_in(local: SocketAddr, peer: SocketAddr) -> u64 {
+/// A counter of `ss -tin` (`segs_in`, `data_segs_in`) for the socket
+/// `local` → `peer`; 0 when `ss` cannot say.
+pub fn socket_counter(local: SocketAddr, peer: SocketAddr, name: &str) -> u64 {
     let out = std::process::Command::new("ss")
         .args(["-Htin", "src", &local.to_string(), "dst", &peer.to_string()])
         .output();
     let Ok(out) = out else { return 0 };
-    parse_segs_in(&String::from_utf8_lossy(&out.stdout))
+    parse_counter(&String::from_utf8_lossy(&out.stdout), name)
 }
 
-fn parse_segs_in(text: &str) -> u64 {
+fn parse_counter(text: &str, name: &str) -> u64 {
     text.split_whitespace()
-        .find_map(|w| w.strip_prefix("segs_in:"))
-        .and_then(|n| n.parse().ok())
+        .filter_map(|w| w.split_once(':'))
+        .find_map(|(key, value)| (key == name).then(|| value.parse().ok()).flatten())
         .unwrap_or(0)
 }
 
@@ -280,7 +285,8 @@ mod tests {
     #[test]
     fn segs_in_is_read_from_ss_output() {
         let text = "ESTAB 0 0 127.0.0.1:1 127.0.0.1:2\n\t cubic wscale:7,7 rto:204 segs_out:5 segs_in:7 data_segs_out:2\n";
-        assert_eq!(parse_segs_in(text), 7);
-        assert_eq!(parse_segs_in(""), 0);
+        assert_eq!(parse_counter(text, "segs_in"), 7);
+        assert_eq!(parse_counter(text, "segs_out"), 5);
+        assert_eq!(parse_counter("", "segs_in"), 0);
     }
 }

@@ -318,7 +318,7 @@ async fn ready(child: &mut Child, addr: SocketAddr) -> anyhow::Result<()> {
     }
 }
 
-fn find_program(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/usr/local/sbin".into(), "/sbin".into()])

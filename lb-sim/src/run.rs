@@ -10,13 +10,15 @@ use anyhow::Context as _;
 use passthru_certs::LabPki;
 use serde::Serialize;
 
+use crate::agent::GATEWAY_NAME;
 use crate::agent::{self, AgentPlan};
 use crate::gateway::{ClientCheck, IdentifyBy, KnownClient};
 use crate::observe::{CertSeen, Hop, HopRecord, Layer};
+use crate::post_quantum::{self, Crossing};
 use crate::scenario::{AgentTrust, Attempt, Check, Logged, Party, Scenario, Sight};
 use crate::tls::{ServerTrust, cert_seen, roots};
 use crate::topology::{Knobs, Path, Ports, Topology};
-use crate::verdict::{Verdict, judge};
+use crate::verdict::{Reason, Verdict, judge};
 
 /// Everything the reports need about a whole invocation.
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +86,8 @@ pub struct AttemptResult {
     pub skipped: Option<String>,
     /// The client address the gateway logged, against the expected one.
     pub logged: Option<AddrCheck>,
+    /// post-quantum: the hello's size, key shares, segments and reads.
+    pub hello: Option<Crossing>,
 }
 
 /// "Whose address did the gateway log" check.
@@ -186,6 +190,29 @@ async fn run_attempt(
 ) -> anyhow::Result<AttemptResult> {
     let started = tokio::time::Instant::now();
     let identity = attempt.agent.identity(pki);
+    if attempt.path == Path::PostQuantum {
+        if let Some(reason) = post_quantum::unavailable() {
+            return Ok(skipped(attempt, "(none)".into(), reason));
+        }
+        let crossing = post_quantum::run_isolated().await?;
+        let (observed, explanation) = judge_crossing(&crossing);
+        return Ok(AttemptResult {
+            passed: observed == attempt.expect,
+            millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            records: post_quantum::records(&crossing),
+            settled: true,
+            observed,
+            explanation,
+            hello: Some(crossing),
+            balancer: "passthru".into(),
+            skipped: None,
+            ..skipped(
+                attempt,
+                "(none: Chromium presents no certificate)".into(),
+                String::new(),
+            )
+        });
+    }
     if let Some(reason) = attempt.implementation.unavailable() {
         return Ok(skipped(attempt, identity.name.clone(), reason));
     }
@@ -324,6 +351,7 @@ async fn run_attempt(
         note: attempt.note.map(str::to_string),
         skipped: None,
         logged,
+        hello: None,
     })
 }
 
@@ -348,7 +376,53 @@ fn skipped(attempt: &Attempt, agent_cert: String, reason: String) -> AttemptResu
         note: attempt.note.map(str::to_string),
         skipped: Some(reason),
         logged: None,
+        hello: None,
     }
+}
+
+/// post-quantum works when Chromium offered X25519MLKEM768, the hello
+/// crossed in two or more segments, passthru routed it and the page came
+/// back. The reads are reported, not judged: how many segments one read
+/// collects depends on scheduling.
+fn judge_crossing(c: &Crossing) -> (Verdict, String) {
+    let facts = format!(
+        "ClientHello {} B (key shares {}), MSS {}: {} data segments, {} reads at the relay",
+        c.hello_bytes,
+        c.key_shares.join(", "),
+        c.mss,
+        c.segments,
+        c.reads
+    );
+    let broke = |why: String| {
+        (
+            Verdict::Fails {
+                hop: Hop::Balancer,
+                reason: Reason::Other,
+            },
+            format!("{why}; {facts}"),
+        )
+    };
+    if let Some(error) = &c.error {
+        return broke(format!("the probe failed: {error}"));
+    }
+    if !post_quantum::offers_post_quantum(c) {
+        return broke("Chromium offered no X25519MLKEM768 key share".into());
+    }
+    if c.segments < 2 {
+        return broke("the hello was not split (the path did not lower the MTU)".into());
+    }
+    if !(c.routed && c.handshake && c.page) {
+        return broke(format!(
+            "routed {}, handshake {}, page {}",
+            c.routed, c.handshake, c.page
+        ));
+    }
+    (
+        Verdict::Works,
+        format!(
+            "{facts}; passthru reassembled it, routed on SNI {GATEWAY_NAME} and Chromium got the page"
+        ),
+    )
 }
 
 /// The gateway's identity check for `check`.

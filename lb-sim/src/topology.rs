@@ -54,6 +54,9 @@ pub enum Path {
     IdleReset,
     /// agents → source-NATting layer-4 balancer → passthru → gateway → backend.
     Snat,
+    /// headless Chromium → counting relay → passthru → TLS server, in a
+    /// private network namespace with a small MTU (not a [`Topology`]).
+    PostQuantum,
 }
 
 /// Settings of a run beyond its path: who plays the offloading balancer,
@@ -73,7 +76,7 @@ pub struct Knobs {
 
 impl Path {
     /// Every path, in the order scenarios and `serve --mode` list them.
-    pub const ALL: [Path; 7] = [
+    pub const ALL: [Path; 8] = [
         Path::Passthrough,
         Path::Offload,
         Path::OffloadReencrypt,
@@ -81,6 +84,7 @@ impl Path {
         Path::InspectingProxy,
         Path::IdleReset,
         Path::Snat,
+        Path::PostQuantum,
     ];
 
     /// Its name (`serve --mode`).
@@ -93,6 +97,7 @@ impl Path {
             Path::InspectingProxy => "inspecting-proxy",
             Path::IdleReset => "idle-reset",
             Path::Snat => "snat",
+            Path::PostQuantum => "post-quantum",
         }
     }
 
@@ -117,6 +122,7 @@ impl Path {
                 Hop::Gateway,
                 Hop::Backend,
             ],
+            Path::PostQuantum => vec![Hop::Agent, Hop::Front, Hop::Balancer, Hop::Gateway],
         }
     }
 
@@ -130,6 +136,9 @@ impl Path {
             Path::InspectingProxy => "agent → inspecting proxy → gateway → backend",
             Path::IdleReset => "agent → L4 LB (idle timeout) → passthru → gateway → backend",
             Path::Snat => "agent → L4 LB (source NAT) → passthru → gateway → backend",
+            Path::PostQuantum => {
+                "Chromium → counting relay → passthru → TLS server (netns, MTU 1280)"
+            }
         }
     }
 }
@@ -278,6 +287,9 @@ impl Topology {
             gateway,
         };
         let external = implementation != Implementation::Builtin;
+        if path == Path::PostQuantum {
+            anyhow::bail!("post-quantum runs in its own network namespace, not as a topology");
+        }
         if external && !matches!(path, Path::Offload | Path::OffloadReencrypt) {
             anyhow::bail!(
                 "{} can only play the offloading balancer, not {}",
@@ -346,7 +358,7 @@ impl Topology {
             }
             Path::Offload => Some(BalancerMode::Offload),
             Path::OffloadReencrypt => Some(BalancerMode::OffloadReencrypt),
-            Path::InspectingProxy => None,
+            Path::InspectingProxy | Path::PostQuantum => None,
         };
         let via = proxy
             .as_ref()

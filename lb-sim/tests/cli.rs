@@ -14,7 +14,7 @@ use std::sync::{OnceLock, mpsc};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lb-sim");
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "passthrough",
     "offload",
     "offload-reencrypt",
@@ -22,6 +22,7 @@ const SCENARIOS: [&str; 11] = [
     "inspecting-proxy",
     "idle-reset",
     "snat",
+    "post-quantum",
     "untrusted-root",
     "pinned-thumbprint-mismatch",
     "clock-skew",
@@ -114,7 +115,7 @@ fn json_has_one_entry_per_scenario_with_verdicts() {
     let run = full_run();
     let file = &run.json;
     assert_eq!(run.out.status.code(), Some(0));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
     let scenarios = json["scenarios"].as_array().unwrap();
     let names: Vec<&str> = scenarios
         .iter()
