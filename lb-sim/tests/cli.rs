@@ -165,6 +165,33 @@ fn json_has_one_entry_per_scenario_with_verdicts() {
         logged,
         ["127.0.0.1", "127.0.0.1", "127.0.0.11", "127.0.0.12"]
     );
+    // idle-reset: above the timeout the flow dies, below it lives.
+    let idle = scenarios
+        .iter()
+        .find(|s| s["name"] == "idle-reset")
+        .unwrap();
+    assert_eq!(idle["attempts"][0]["observed"]["reason"], "idle-reset");
+    assert_eq!(idle["attempts"][1]["observed"]["verdict"], "works");
+    // post-quantum: Chromium's hybrid key share crossed in several segments.
+    let pq = scenarios
+        .iter()
+        .find(|s| s["name"] == "post-quantum")
+        .unwrap();
+    let hello = &pq["attempts"][0]["hello"];
+    assert!(
+        pq["attempts"][0]["skipped"].is_null(),
+        "post-quantum skipped"
+    );
+    assert!(hello["hello_bytes"].as_u64().unwrap() > 1228, "{hello}");
+    assert!(hello["segments"].as_u64().unwrap() >= 2, "{hello}");
+    assert!(
+        hello["key_shares"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g == "X25519MLKEM768"),
+        "{hello}"
+    );
 }
 
 #[test]
