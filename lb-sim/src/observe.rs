@@ -21,6 +21,7 @@ pub enum Hop {
     /// The managed machine's agent (TLS client).
     Agent,
     /// A layer-4 balancer in front of passthru (source NAT, idle timeout).
+    #[serde(rename = "l4-lb")]
     Front,
     /// The balancer in front of the gateway (passthru, or an offloading relay).
     Balancer,

@@ -5,10 +5,9 @@
 //! The run re-executes `lb-sim post-quantum-probe` under `unshare -n`. In
 //! there: loopback MTU 1280 and a `tc tbf` rate limit; a TLS server for
 //! gw.example.com; passthru in front of it; and in front of passthru a
-//! counting relay that forwards each read the moment it arrives (so
-//! passthru gets the hello in the same pieces) and records the hello's
-//! size, its key-share groups, the path's MSS and how many reads the hello
-//! took. Chromium then fetches `https://gw.example.com:PORT/`. The probe
+//! counting relay that records the hello's size, its key-share groups, the
+//! path's MSS, the data segments and reads it arrived in, then forwards it
+//! over the same shaped loopback (where it is split again). Chromium then fetches `https://gw.example.com:PORT/`. The probe
 //! prints one JSON [`Crossing`] on stdout.
 
 use std::net::SocketAddr;
@@ -257,8 +256,8 @@ struct Hello {
     groups: Vec<u16>,
 }
 
-/// A relay in front of passthru that forwards each read at once and
-/// counts the reads the first TLS record (the hello) took.
+/// A relay in front of passthru that counts the reads the first TLS
+/// record (the hello) took, then forwards it in those pieces.
 async fn count_reads(
     listen_on: SocketAddr,
     passthru: SocketAddr,
@@ -270,44 +269,53 @@ async fn count_reads(
     accept_each(listener, stop, move |mut client| {
         let hellos = Arc::clone(&hellos);
         async move {
-            let Ok(mut upstream) = TcpStream::connect(passthru).await else {
-                return;
-            };
+            // Dial passthru while the hello arrives: on the shaped loopback
+            // that handshake queues behind the hello's segments.
+            let dial = tokio::spawn(TcpStream::connect(passthru));
             let _ = client.set_nodelay(true);
-            let _ = upstream.set_nodelay(true);
             let mss = socket2::SockRef::from(&client).tcp_mss().unwrap_or(0);
-            let mut seen = Vec::new();
-            let mut reads = 0usize;
+            let mut pieces: Vec<Vec<u8>> = Vec::new();
+            let mut seen = 0usize;
             let mut buf = vec![0u8; 4096];
-            while seen.len() < MAX_HELLO {
+            let mut hello = None;
+            while seen < MAX_HELLO && hello.is_none() {
                 let Ok(Ok(n)) =
                     tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf)).await
                 else {
                     return;
                 };
-                if n == 0 || upstream.write_all(&buf[..n]).await.is_err() {
+                if n == 0 {
                     return;
                 }
-                reads += 1;
-                seen.extend_from_slice(&buf[..n]);
-                if let Some(total) = record_len(&seen)
-                    && seen.len() >= total
+                pieces.push(buf[..n].to_vec());
+                seen += n;
+                let all = pieces.concat();
+                if let Some(total) = record_len(&all)
+                    && all.len() >= total
                 {
                     let segments = match (client.local_addr(), client.peer_addr()) {
                         (Ok(l), Ok(p)) => socket_counter(l, p, "data_segs_in"),
                         _ => 0,
                     };
-                    let hello = Hello {
+                    hello = Some(Hello {
                         bytes: total,
                         segments: usize::try_from(segments).unwrap_or(usize::MAX),
-                        reads,
+                        reads: pieces.len(),
                         mss,
-                        groups: key_share_groups(&seen[..total]),
-                    };
-                    if let Ok(mut list) = hellos.lock() {
-                        list.push(hello);
-                    }
-                    break;
+                        groups: key_share_groups(&all[..total]),
+                    });
+                }
+            }
+            if let (Some(hello), Ok(mut list)) = (hello, hellos.lock()) {
+                list.push(hello);
+            }
+            let Ok(Ok(mut upstream)) = dial.await else {
+                return;
+            };
+            let _ = upstream.set_nodelay(true);
+            for piece in &pieces {
+                if upstream.write_all(piece).await.is_err() {
+                    return;
                 }
             }
             let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
@@ -426,7 +434,7 @@ pub fn records(crossing: &Crossing) -> Vec<HopRecord> {
     if crossing.page {
         agent.said.push(PAGE.to_string());
     }
-    let mut front = HopRecord::new(Hop::Front, "counting relay (forwards each read at once)");
+    let mut front = HopRecord::new(Hop::Front, "counting relay (measures, then forwards)");
     front.notes.push(format!(
         "namespace loopback: {}",
         crossing.shaping.join("; ")

@@ -253,7 +253,10 @@ fn steps(records: &[HopRecord]) -> Vec<Step> {
             steps.push(note(Hop::Front, short_note(text), text.contains("reset")));
         }
     }
-    if let Some(addr) = find(Hop::Gateway).and_then(|g| g.client_addr.as_ref()) {
+    if let Some(addr) = find(Hop::Gateway)
+        .and_then(|g| g.client_addr.as_ref())
+        .filter(|_| find(Hop::Front).is_some())
+    {
         steps.push(note(Hop::Gateway, format!("logged client {addr}"), false));
     }
     steps
