@@ -241,7 +241,13 @@ impl Proxy {
             if let Some(status) = self.child.try_wait()? {
                 return Ok(status.code().unwrap_or(-1));
             }
-            let _ = self.stderr.recv_timeout(Duration::from_millis(50));
+            // Once passthru has closed stderr the channel no longer waits:
+            // wait the 50 ms anyway, or the 5 s become a few microseconds.
+            if let Err(mpsc::RecvTimeoutError::Disconnected) =
+                self.stderr.recv_timeout(Duration::from_millis(50))
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         self.child.kill()?;
         bail!("passthru did not stop within 5 s of SIGTERM")
