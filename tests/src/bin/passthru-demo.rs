@@ -241,12 +241,13 @@ impl Proxy {
             if let Some(status) = self.child.try_wait()? {
                 return Ok(status.code().unwrap_or(-1));
             }
-            // Once passthru has closed stderr the channel no longer waits:
-            // wait the 50 ms anyway, or the 5 s become a few microseconds.
+            // stderr closes when passthru exits; from then on the channel
+            // no longer waits, so reap the exiting process instead of
+            // spinning through the 100 polls in microseconds.
             if let Err(mpsc::RecvTimeoutError::Disconnected) =
                 self.stderr.recv_timeout(Duration::from_millis(50))
             {
-                std::thread::sleep(Duration::from_millis(50));
+                return Ok(self.child.wait()?.code().unwrap_or(-1));
             }
         }
         self.child.kill()?;
