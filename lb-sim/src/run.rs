@@ -192,7 +192,10 @@ async fn run_attempt(
     let identity = attempt.agent.identity(pki);
     if attempt.path == Path::PostQuantum {
         if let Some(reason) = post_quantum::unavailable() {
-            return Ok(skipped(attempt, "(none)".into(), reason));
+            return Ok(AttemptResult {
+                balancer: "passthru".into(),
+                ..skipped(attempt, "(none)".into(), reason)
+            });
         }
         let crossing = post_quantum::run_isolated().await?;
         let (observed, explanation) = judge_crossing(&crossing);

@@ -93,7 +93,13 @@ pub fn progress_line(result: &ScenarioResult) -> String {
     let verdicts: Vec<String> = result.attempts.iter().map(|a| a.observed.label()).collect();
     format!(
         "[{}] {:<28} {:>5} ms  {}",
-        if result.passed { " ok " } else { "DIFF" },
+        if !result.passed {
+            "DIFF"
+        } else if result.attempts.iter().any(|a| a.skipped.is_some()) {
+            "SKIP"
+        } else {
+            " ok "
+        },
         result.name,
         millis,
         verdicts.join("; ")
