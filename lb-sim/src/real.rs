@@ -20,13 +20,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use passthru_certs::LabPki;
+use passthru_certs::{Identity, LabPki};
 use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use crate::agent::GATEWAY_NAME;
-use crate::observe::{Hop, HopRecord};
+use crate::observe::{Hop, HopRecord, Layer, Leg, Role};
+use crate::tls::cert_seen;
 
 /// Which software plays the offloading balancer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -102,15 +103,33 @@ pub struct RealBalancer {
 }
 
 impl RealBalancer {
-    /// The balancer's record of one agent connection: it reports nothing
-    /// itself, so this says what it is and how it was configured.
-    pub fn record(&self, reencrypt: bool) -> HopRecord {
+    /// The balancer's record of one agent connection. The program reports
+    /// nothing to the lab, so its side of the agent's handshake is the
+    /// mirror of what the agent saw (`identity` presented, the agent's
+    /// certificate if it asked for it).
+    pub fn record(&self, reencrypt: bool, identity: &Identity, agent: Option<&Leg>) -> HopRecord {
         let mut record = HopRecord::new(Hop::Balancer, &format!("{} (real)", self.version));
+        if let Some(agent) = agent {
+            record.legs.push(Leg {
+                layer: Layer::Outer,
+                role: Role::Server,
+                sni: agent.sni.clone(),
+                presented: Some(cert_seen(&identity.cert_der)),
+                peer_cert: agent.presented.clone(),
+                client_cert_requested: agent.client_cert_requested,
+                completed: agent.completed,
+                failure: None,
+            });
+        }
         record.notes.push(if reencrypt {
             "terminated the agent's TLS with its own certificate and opened its own TLS session to the gateway".to_string()
         } else {
             "terminated the agent's TLS with its own certificate and forwarded the bytes in clear".to_string()
         });
+        record.notes.push(format!(
+            "{} reports nothing to the lab: its handshakes are drawn as the agent and the gateway saw them",
+            self.version
+        ));
         record
     }
 
@@ -119,6 +138,37 @@ impl RealBalancer {
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(STOP_WITHIN, self.child.wait()).await;
         drop(self.dir);
+    }
+}
+
+/// Add to the real balancer's record its session toward the gateway, as the
+/// mirror of what the gateway saw (re-encrypting runs: the gateway's outer
+/// session was opened by the balancer).
+pub fn mirror_upstream(records: &mut [HopRecord]) {
+    let gateway = records
+        .iter()
+        .find(|r| r.hop == Hop::Gateway)
+        .and_then(|g| g.leg(Layer::Outer))
+        .filter(|leg| leg.sni.as_deref() == Some(GATEWAY_NAME))
+        .cloned();
+    let Some(gateway) = gateway else { return };
+    for record in records.iter_mut().filter(|r| r.hop == Hop::Balancer) {
+        if record
+            .notes
+            .iter()
+            .any(|n| n.contains("its own TLS session"))
+        {
+            record.legs.push(Leg {
+                layer: Layer::Upstream,
+                role: Role::Client,
+                sni: gateway.sni.clone(),
+                presented: gateway.peer_cert.clone(),
+                peer_cert: gateway.presented.clone(),
+                client_cert_requested: gateway.client_cert_requested,
+                completed: gateway.completed,
+                failure: None,
+            });
+        }
     }
 }
 

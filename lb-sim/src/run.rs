@@ -259,16 +259,22 @@ async fn run_attempt(
         source: attempt.source.map(IpAddr::from),
     };
     let agent_record = agent::run(&plan, &topology.ledger).await;
-    topology.ledger.report(agent_record);
     let real = topology.real.take();
     if let Some(real) = &real {
-        topology
-            .ledger
-            .report(real.record(attempt.path == Path::OffloadReencrypt));
+        let outer = agent_record.leg(Layer::Outer);
+        topology.ledger.report(real.record(
+            attempt.path == Path::OffloadReencrypt,
+            &pki.balancer,
+            outer,
+        ));
     }
+    topology.ledger.report(agent_record);
     let settled = topology.ledger.settled(limits.settle).await;
     topology.stop();
-    let records = topology.ledger.records();
+    let mut records = topology.ledger.records();
+    if real.is_some() {
+        crate::real::mirror_upstream(&mut records);
+    }
     let (balancer, balancer_config) = match real {
         Some(real) => {
             let described = (real.version.clone(), Some(real.config.clone()));
