@@ -163,7 +163,9 @@ fn render_details(out: &mut String, scenario: &str, attempt: &AttemptResult) {
     if let Some(logged) = &attempt.logged {
         checks.push(logged_text(logged));
     }
-    let _ = writeln!(out, "    checks:   {}", checks.join(", "));
+    if !checks.is_empty() {
+        let _ = writeln!(out, "    checks:   {}", checks.join(", "));
+    }
     let _ = writeln!(out, "    why:      {}", attempt.explanation);
     if let Some(note) = &attempt.note {
         let _ = writeln!(out, "    note:     {note}");
