@@ -28,7 +28,8 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 use crate::fingerprint;
 use template::{
     AGENT, AGENT_2, AGENT_CA, AGENT_EXPIRED, AGENT_NOT_YET_VALID, AGENT_ROTATED, AGENT_SERVER_EKU,
-    AGENT_UNTRUSTED, BACKEND, BALANCER, GATEWAY, ROGUE_CA, ROOT_CA, SERVER_WRONG_NAME, Template,
+    AGENT_UNTRUSTED, BACKEND, BALANCER, GATEWAY, INSPECTING_CA, INSPECTING_LEAF, ROGUE_CA, ROOT_CA,
+    SERVER_WRONG_NAME, Template,
 };
 
 mod files;
@@ -163,6 +164,16 @@ impl LabPki {
             rogue_ca: rogue.identity,
             now,
         })
+    }
+
+    /// An SSL-inspecting proxy's own CA and the certificate it presents for
+    /// gw.example.com (issued by that CA), valid around `self.now`. Not part
+    /// of the written lab: each call makes a new CA with a new key, as an
+    /// inspecting proxy does when it starts.
+    pub fn inspecting_proxy(&self) -> Result<(Identity, Identity), LabError> {
+        let ca = Authority::new(&INSPECTING_CA, None, self.now)?;
+        let (leaf, _, _) = issue(&INSPECTING_LEAF, Some(&ca), self.now)?;
+        Ok((ca.identity, leaf))
     }
 
     /// All identities, in README order.

@@ -5,7 +5,7 @@
 //! that session, then request/answer exchanges (with idle periods between
 //! them for persistent connections). It records what it saw at every step.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use passthru_net::tunnel::tunnel;
 use rustls::RootCertStore;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 
 use crate::observe::{Failure, FailureKind, Hop, HopRecord, Layer, Ledger, Leg, Role};
@@ -56,6 +56,9 @@ pub struct AgentPlan {
     pub idle: Duration,
     /// Bound of every step (connect, each handshake, each answer).
     pub step_limit: Duration,
+    /// The local address to connect from (agents behind one NAT each have
+    /// their own, e.g. 127.0.0.11); `None`: the system's choice.
+    pub source: Option<IpAddr>,
 }
 
 /// Run one agent connection and return what it saw.
@@ -80,7 +83,7 @@ pub async fn run(plan: &AgentPlan, ledger: &Ledger) -> HopRecord {
 async fn open(plan: &AgentPlan, record: &mut HopRecord) -> Result<(TcpStream, Bytes), Failure> {
     match &plan.entry {
         Entry::Direct(addr) => {
-            let dial = tokio::time::timeout(plan.step_limit, TcpStream::connect(addr)).await;
+            let dial = tokio::time::timeout(plan.step_limit, dial(*addr, plan.source)).await;
             match dial {
                 Ok(Ok(tcp)) => Ok((tcp, Bytes::new())),
                 Ok(Err(e)) => Err(Failure::from_io(&e)),
@@ -260,3 +263,16 @@ fn leg(
 pub const GATEWAY_NAME: &str = "gw.example.com";
 /// The backend's name, checked in the inner handshake.
 pub const BACKEND_NAME: &str = "backend.example.com";
+
+/// Connect to `addr`, from `source` when given.
+async fn dial(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = match source {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
+}

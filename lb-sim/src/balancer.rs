@@ -53,6 +53,10 @@ pub struct BalancerPlan {
     pub gateway_trust: ServerTrust,
     /// Bound of each step.
     pub step_limit: Duration,
+    /// passthru expects PROXY v2 from 127.0.0.1 and sends it on.
+    pub proxy_v2: bool,
+    /// passthru's listener `tcp_keepalive` (`None`: its default).
+    pub tcp_keepalive: Option<Duration>,
 }
 
 /// Start the balancer on `plan.listen` until `stop`; returns its address.
@@ -83,11 +87,36 @@ pub async fn spawn(
 /// passthru's configuration for the lab: one listener on `listen`, one route
 /// for the gateway's name, one backend (optionally through the CONNECT hop).
 pub fn passthru_toml(listen: SocketAddr, gateway: &str, via: Option<SocketAddr>) -> String {
+    passthru_toml_with(listen, gateway, via, false, None)
+}
+
+/// [`passthru_toml`], with PROXY v2 expected from 127.0.0.1 and sent on
+/// (`proxy_v2`) and the listener's `tcp_keepalive`.
+pub fn passthru_toml_with(
+    listen: SocketAddr,
+    gateway: &str,
+    via: Option<SocketAddr>,
+    proxy_v2: bool,
+    tcp_keepalive: Option<Duration>,
+) -> String {
+    let mut listener = String::new();
+    if proxy_v2 {
+        listener.push_str("proxy_protocol = \"v2\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n");
+    }
+    if let Some(keepalive) = tcp_keepalive {
+        listener.push_str(&format!(
+            "tcp_keepalive = \"{}ms\"\n",
+            keepalive.as_millis()
+        ));
+    }
     let mut text = format!(
-        "[[listener]]\nname = \"lab\"\nbind = \"{listen}\"\n\n\
+        "[[listener]]\nname = \"lab\"\nbind = \"{listen}\"\n{listener}\n\
          [[route]]\nserver_names = [\"{GATEWAY_NAME}\"]\nbackend = \"gateway\"\n\n\
          [[backend]]\nname = \"gateway\"\nservers = [\"{gateway}\"]\nconnect_timeout = \"3s\"\n"
     );
+    if proxy_v2 {
+        text.push_str("send_proxy_protocol = \"v2\"\n");
+    }
     if let Some(via) = via {
         text.push_str(&format!("via = \"http://{via}\"\n"));
     }
@@ -99,7 +128,13 @@ async fn spawn_passthru(
     ledger: Ledger,
     stop: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
-    let text = passthru_toml(plan.listen, &plan.gateway, plan.via);
+    let text = passthru_toml_with(
+        plan.listen,
+        &plan.gateway,
+        plan.via,
+        plan.proxy_v2,
+        plan.tcp_keepalive,
+    );
     let config = passthru::Config::from_toml(&text, "lb-sim passthru.toml")
         .context("lb-sim's passthru configuration")?;
     let (log, mut records) = AccessLog::channel();

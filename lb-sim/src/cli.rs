@@ -58,6 +58,11 @@ pub(crate) enum Command {
         #[arg(long, value_name = "N", value_parser = port_base)]
         port_base: Option<lb_sim::topology::Ports>,
     },
+    /// The post-quantum scenario's probe, run by lb-sim itself under
+    /// `unshare -n`: shapes that namespace's loopback and prints one JSON
+    /// result.
+    #[command(hide = true)]
+    PostQuantumProbe,
 }
 
 /// `--port-base N`: a port number that leaves room for the whole topology.

@@ -10,13 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use passthru_certs::Identity;
+use passthru_certs::{Identity, LabPki};
 use passthru_net::ServerAddr;
 use passthru_net::connect_head::{ConnectRequest, parse_connect};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
-};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -66,9 +62,10 @@ pub struct RunningProxy {
 }
 
 /// Bind `plan.listen` and serve until `stop`. The inspecting proxy mints its
-/// CA and a certificate for the first name of the table up front.
+/// CA and a certificate for gw.example.com from `pki` up front.
 pub async fn spawn(
     plan: ProxyPlan,
+    pki: &LabPki,
     ledger: Ledger,
     stop: CancellationToken,
 ) -> anyhow::Result<RunningProxy> {
@@ -77,13 +74,7 @@ pub async fn spawn(
     let (ca, minted) = match plan.mode {
         ProxyMode::Tunnel => (None, None),
         ProxyMode::Inspecting => {
-            let host = plan
-                .names
-                .first()
-                .and_then(|(name, _)| name.rsplit_once(':'))
-                .map_or("gw.example.com", |(host, _)| host)
-                .to_string();
-            let (ca, leaf) = mint(&host)?;
+            let (ca, leaf) = pki.inspecting_proxy()?;
             (Some(ca), Some(leaf))
         }
     };
@@ -294,54 +285,6 @@ async fn dial(
             record.error = Some(Failure::plain(FailureKind::Timeout, "connect timed out"));
             None
         }
-    }
-}
-
-/// The inspecting proxy's CA and a server certificate for `host` from it.
-fn mint(host: &str) -> Result<(Identity, Identity), rcgen::Error> {
-    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "Inspecting Proxy CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let ca = identity("inspecting-proxy-ca", &ca_cert, &ca_key, Vec::new());
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let mut leaf_params = CertificateParams::new(vec![host.to_string()])?;
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, host);
-    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    leaf_params.is_ca = IsCa::ExplicitNoCa;
-    let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer)?;
-    let leaf = identity(
-        "inspecting-proxy-leaf",
-        &leaf_cert,
-        &leaf_key,
-        vec![ca.cert_der.clone()],
-    );
-    Ok((ca, leaf))
-}
-
-fn identity(
-    name: &str,
-    cert: &rcgen::Certificate,
-    key: &KeyPair,
-    intermediates_der: Vec<Vec<u8>>,
-) -> Identity {
-    Identity {
-        name: name.to_string(),
-        purpose: "minted by the inspecting proxy at start".to_string(),
-        cert_der: cert.der().to_vec(),
-        cert_pem: cert.pem(),
-        chain_pem: cert.pem(),
-        intermediates_der,
-        key_der: key.serialize_der(),
-        key_pem: key.serialize_pem(),
     }
 }
 

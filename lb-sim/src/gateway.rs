@@ -15,7 +15,7 @@ use passthru_certs::Identity;
 use rustls::RootCertStore;
 use rustls::server::Acceptor;
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -80,6 +80,11 @@ pub struct GatewayPlan {
     pub backend: SocketAddr,
     /// Bound of each step and of the tunnel.
     pub step_limit: Duration,
+    /// Count each accepted connection in the ledger itself (the hop in front
+    /// is a program that cannot report what it dialled).
+    pub counts_accepts: bool,
+    /// Expect a PROXY v2 header first and log the client address it names.
+    pub proxy_v2: bool,
 }
 
 /// Bind `plan.listen` and serve until `stop`; returns the bound address.
@@ -94,6 +99,9 @@ pub async fn spawn(
     accept_each(listener, stop, move |tcp| {
         let plan = Arc::clone(&plan);
         let ledger = ledger.clone();
+        if plan.counts_accepts {
+            ledger.dialed(Hop::Gateway);
+        }
         async move {
             let record = serve(&plan, &ledger, tcp).await;
             ledger.report(record);
@@ -102,11 +110,34 @@ pub async fn spawn(
     Ok(addr)
 }
 
-async fn serve(plan: &GatewayPlan, ledger: &Ledger, tcp: TcpStream) -> HopRecord {
+async fn serve(plan: &GatewayPlan, ledger: &Ledger, mut tcp: TcpStream) -> HopRecord {
     let mut record = HopRecord::new(
         Hop::Gateway,
         "gateway (rustls, requires a client certificate)",
     );
+    record.client_addr = tcp.peer_addr().ok().map(|a| a.to_string());
+    if plan.proxy_v2 {
+        match tokio::time::timeout(plan.step_limit, read_proxy_v2(&mut tcp)).await {
+            Ok(Ok(source)) => {
+                record.notes.push(format!(
+                    "PROXY v2 header names the client {source} (TCP peer {})",
+                    record.client_addr.as_deref().unwrap_or("?")
+                ));
+                record.client_addr = Some(source.to_string());
+            }
+            Ok(Err(e)) => {
+                record.error = Some(Failure::plain(FailureKind::Other, e));
+                return record;
+            }
+            Err(_) => {
+                record.error = Some(Failure::plain(
+                    FailureKind::Timeout,
+                    "no PROXY v2 header in time",
+                ));
+                return record;
+            }
+        }
+    }
     let sight = Arc::new(ServerSight::default());
     let mut leg = Leg {
         layer: Layer::Outer,
@@ -245,6 +276,28 @@ fn check(check: &ClientCheck, client: Option<&CertSeen>) -> Result<(), Refusal> 
 /// The tunnel may stay open for this many step limits (persistent
 /// connections with idle periods).
 const TUNNEL_STEPS: u32 = 6;
+
+/// Read one PROXY v2 header (16 fixed bytes, then its stated length) and
+/// return the client address it names.
+async fn read_proxy_v2(tcp: &mut TcpStream) -> Result<SocketAddr, String> {
+    let mut head = vec![0u8; 16];
+    tcp.read_exact(&mut head)
+        .await
+        .map_err(|e| format!("reading the PROXY v2 header: {e}"))?;
+    let len = usize::from(u16::from_be_bytes([head[14], head[15]]));
+    if 16 + len > passthru::proxy_protocol::MAX_V2_LEN {
+        return Err(format!("PROXY v2 header of {len} bytes is too long"));
+    }
+    head.resize(16 + len, 0);
+    tcp.read_exact(&mut head[16..])
+        .await
+        .map_err(|e| format!("reading the PROXY v2 addresses: {e}"))?;
+    let header =
+        passthru::proxy_protocol::parse(&head).map_err(|e| format!("PROXY v2 header: {e}"))?;
+    header
+        .source
+        .ok_or_else(|| "PROXY v2 header without a client address".to_string())
+}
 
 #[cfg(test)]
 mod tests {

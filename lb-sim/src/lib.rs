@@ -19,6 +19,12 @@
 //!   inner mutual TLS with the backend; request/answer exchanges.
 //! - [`balancer`]: `passthrough` (the real passthru server, in-process),
 //!   `offload` and `offload-reencrypt` relays (passthru refuses to offload).
+//! - [`real`]: the same offloading done by real HAProxy and nginx, child
+//!   processes started from config templates.
+//! - [`front`]: a layer-4 balancer in front of passthru: source NAT, PROXY
+//!   v2, an idle timeout that drops flows silently (`snat`, `idle-reset`).
+//! - [`post_quantum`], [`netns`]: headless Chromium's post-quantum hello
+//!   through passthru in a private network namespace with a small MTU.
 //! - [`connect_proxy`]: HTTP CONNECT proxy, plain tunnel or TLS-inspecting.
 //! - [`gateway`]: requires and validates the client certificate, optional
 //!   identity check ("Authentication Required"), tunnels TCP to the backend.
@@ -49,8 +55,12 @@ pub mod agent;
 pub mod backend;
 pub mod balancer;
 pub mod connect_proxy;
+pub mod front;
 pub mod gateway;
+pub mod netns;
 pub mod observe;
+pub mod post_quantum;
+pub mod real;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -39,6 +39,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(Command::PostQuantumProbe) = &cli.command {
+        let crossing = runtime.block_on(lb_sim::post_quantum::probe());
+        return match serde_json::to_string(&crossing) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("lb-sim post-quantum-probe: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if let Some(Command::Serve {
         mode,
         pki_dir,

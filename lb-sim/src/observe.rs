@@ -4,12 +4,11 @@
 //! settled (every connection some hop opened has been reported by the hop
 //! that accepted it). The verdict drawn from these lives in `verdict.rs`.
 
+use std::fmt;
 use std::io;
 
 use rustls::{AlertDescription, CertificateError};
 use serde::Serialize;
-
-use crate::tls::PinMismatch;
 
 mod ledger;
 
@@ -21,6 +20,9 @@ pub use ledger::Ledger;
 pub enum Hop {
     /// The managed machine's agent (TLS client).
     Agent,
+    /// A layer-4 balancer in front of passthru (source NAT, idle timeout).
+    #[serde(rename = "l4-lb")]
+    Front,
     /// The balancer in front of the gateway (passthru, or an offloading relay).
     Balancer,
     /// An HTTP CONNECT proxy (plain tunnel or TLS-inspecting).
@@ -36,6 +38,7 @@ impl Hop {
     pub fn as_str(self) -> &'static str {
         match self {
             Hop::Agent => "agent",
+            Hop::Front => "l4-lb",
             Hop::Balancer => "balancer",
             Hop::Proxy => "proxy",
             Hop::Gateway => "gateway",
@@ -258,6 +261,9 @@ pub struct HopRecord {
     pub error: Option<Failure>,
     /// The gateway's application-level refusal after a valid handshake.
     pub refused: Option<Refusal>,
+    /// The client address this hop logged (the gateway: from the TCP peer,
+    /// or from a PROXY header when it expects one).
+    pub client_addr: Option<String>,
 }
 
 /// Why a gateway refused a client whose chain was valid; it answers
@@ -320,6 +326,7 @@ impl HopRecord {
             notes: Vec::new(),
             error: None,
             refused: None,
+            client_addr: None,
         }
     }
 
@@ -365,6 +372,27 @@ fn certificate_kind(error: &CertificateError) -> FailureKind {
         _ => FailureKind::BadCertificate,
     }
 }
+
+/// The server certificate's thumbprint did not match the pin.
+#[derive(Debug)]
+pub struct PinMismatch {
+    /// The pinned SHA-1 thumbprint.
+    pub expected: String,
+    /// The thumbprint of the certificate presented.
+    pub seen: String,
+}
+
+impl fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pinned SHA-1 {} but the server presented {}",
+            self.expected, self.seen
+        )
+    }
+}
+
+impl std::error::Error for PinMismatch {}
 
 #[cfg(test)]
 mod tests {

@@ -4,4 +4,5 @@
 pub mod diagram;
 pub mod html;
 pub mod json;
+pub mod markup;
 pub mod table;

@@ -7,6 +7,7 @@ use passthru_certs::{Identity, LabPki};
 use serde::Serialize;
 
 use crate::observe::Hop;
+use crate::real::Implementation;
 use crate::topology::Path;
 use crate::verdict::{Reason, Verdict};
 
@@ -42,6 +43,32 @@ pub struct Attempt {
     pub expect: Verdict,
     /// Which certificate each vantage point must have seen (`None`: none).
     pub seen: Vec<(Sight, Option<Party>)>,
+    /// The software playing the offloading balancer.
+    pub implementation: Implementation,
+    /// Where this balancer behaves differently from the built-in relay, one
+    /// sentence.
+    pub note: Option<&'static str>,
+    /// The layer-4 balancer in front of passthru drops flows idle longer
+    /// than this (milliseconds).
+    pub idle_timeout_ms: Option<u64>,
+    /// passthru's listener `tcp_keepalive` (milliseconds).
+    pub tcp_keepalive_ms: Option<u64>,
+    /// PROXY v2 from the layer-4 balancer, and `send_proxy_protocol = "v2"`.
+    pub proxy_v2: bool,
+    /// The agent connects from this loopback address.
+    pub source: Option<[u8; 4]>,
+    /// Whose address the gateway must log.
+    pub logged: Option<Logged>,
+}
+
+/// Whose address the gateway logs for the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Logged {
+    /// The agent's own address.
+    Agent,
+    /// The balancer's (127.0.0.1, the address it dials from).
+    Balancer,
 }
 
 /// Which lab certificate the agent presents.
@@ -164,6 +191,57 @@ pub fn all() -> Vec<Scenario> {
         ],
         ..attempt("", Path::Passthrough, agent, check)
     };
+    let offload_pinned = Attempt {
+        label: "",
+        expect: fails(Hop::Agent, Reason::PinMismatch),
+        seen: vec![(AgentOuterServer, Some(P::Balancer)), (GatewayClient, None)],
+        ..attempt("", Path::Offload, Agent01, Check::ChainOnly)
+    };
+    let offload_pin_off = Attempt {
+        trust: AgentTrust::LabRoot,
+        expect: fails(Hop::Gateway, Reason::NoClientCertificate),
+        seen: vec![
+            (AgentOuterServer, Some(P::Balancer)),
+            (GatewayClient, None),
+            (AgentInnerServer, Some(P::Gateway)),
+            (BackendClient, None),
+        ],
+        ..offload_pinned
+    };
+    let reencrypt_pinned = Attempt {
+        path: Path::OffloadReencrypt,
+        ..offload_pinned.clone()
+    };
+    let reencrypt_pin_off = Attempt {
+        label: "",
+        trust: AgentTrust::LabRoot,
+        expect: fails(Hop::Gateway, Reason::WrongClientIdentity),
+        seen: vec![
+            (AgentOuterServer, Some(P::Balancer)),
+            (GatewayClient, Some(P::Balancer)),
+            (AgentInnerServer, Some(P::Backend)),
+            (BackendClient, Some(P::Agent)),
+        ],
+        ..attempt("", Path::OffloadReencrypt, Agent01, Check::ChainOnly)
+    };
+    let idle = Attempt {
+        label: "",
+        exchanges: 2,
+        idle_ms: 3_000,
+        idle_timeout_ms: Some(2_000),
+        ..attempt("", Path::IdleReset, Agent01, Check::ChainOnly)
+    };
+    let snat = |agent, source, proxy_v2| Attempt {
+        source: Some(source),
+        proxy_v2,
+        logged: Some(if proxy_v2 {
+            Logged::Agent
+        } else {
+            Logged::Balancer
+        }),
+        seen: works_seen.clone(),
+        ..attempt("", Path::Snat, agent, Check::ChainOnly)
+    };
     vec![
         Scenario {
             name: "passthrough",
@@ -181,21 +259,34 @@ pub fn all() -> Vec<Scenario> {
             attempts: vec![
                 Attempt {
                     label: "agent pins gateway (as deployed)",
-                    expect: fails(Hop::Agent, Reason::PinMismatch),
-                    seen: vec![(AgentOuterServer, Some(P::Balancer)), (GatewayClient, None)],
-                    ..attempt("", Path::Offload, Agent01, Check::ChainOnly)
+                    ..offload_pinned.clone()
                 },
                 Attempt {
                     label: "pin off (agent trusts lab root)",
-                    trust: AgentTrust::LabRoot,
-                    expect: fails(Hop::Gateway, Reason::NoClientCertificate),
-                    seen: vec![
-                        (AgentOuterServer, Some(P::Balancer)),
-                        (GatewayClient, None),
-                        (AgentInnerServer, Some(P::Gateway)),
-                        (BackendClient, None),
-                    ],
-                    ..attempt("", Path::Offload, Agent01, Check::ChainOnly)
+                    ..offload_pin_off.clone()
+                },
+                Attempt {
+                    label: "HAProxy bind ssl crt, agent pins gateway",
+                    implementation: HAPROXY,
+                    ..offload_pinned
+                },
+                Attempt {
+                    label: "HAProxy bind ssl crt, pin off",
+                    implementation: HAPROXY,
+                    ..offload_pin_off.clone()
+                },
+                Attempt {
+                    label: "HAProxy + verify optional, pin off",
+                    implementation: HAPROXY_VERIFY,
+                    note: Some(
+                        "HAProxy asks for the agent's certificate and verifies it against the lab root, yet the gateway still gets none: a terminating balancer cannot forward a client certificate it holds no key for",
+                    ),
+                    ..offload_pin_off.clone()
+                },
+                Attempt {
+                    label: "nginx stream ssl, pin off",
+                    implementation: Implementation::Nginx,
+                    ..offload_pin_off
                 },
             ],
         },
@@ -205,21 +296,34 @@ pub fn all() -> Vec<Scenario> {
             attempts: vec![
                 Attempt {
                     label: "agent pins gateway (as deployed)",
-                    expect: fails(Hop::Agent, Reason::PinMismatch),
-                    seen: vec![(AgentOuterServer, Some(P::Balancer)), (GatewayClient, None)],
-                    ..attempt("", Path::OffloadReencrypt, Agent01, Check::ChainOnly)
+                    ..reencrypt_pinned.clone()
                 },
                 Attempt {
                     label: "pin off (agent trusts lab root)",
-                    trust: AgentTrust::LabRoot,
-                    expect: fails(Hop::Gateway, Reason::WrongClientIdentity),
-                    seen: vec![
-                        (AgentOuterServer, Some(P::Balancer)),
-                        (GatewayClient, Some(P::Balancer)),
-                        (AgentInnerServer, Some(P::Backend)),
-                        (BackendClient, Some(P::Agent)),
-                    ],
-                    ..attempt("", Path::OffloadReencrypt, Agent01, Check::ChainOnly)
+                    ..reencrypt_pin_off.clone()
+                },
+                Attempt {
+                    label: "HAProxy server ssl, pin off",
+                    implementation: HAPROXY,
+                    ..reencrypt_pin_off.clone()
+                },
+                Attempt {
+                    label: "HAProxy server ssl + verify optional, pin off",
+                    implementation: HAPROXY_VERIFY,
+                    note: Some(
+                        "HAProxy verifies the agent's certificate on its side, but the gateway authenticates HAProxy's own client certificate (`server … ssl crt`), never the agent's",
+                    ),
+                    ..reencrypt_pin_off.clone()
+                },
+                Attempt {
+                    label: "nginx proxy_ssl on, agent pins gateway",
+                    implementation: Implementation::Nginx,
+                    ..reencrypt_pinned
+                },
+                Attempt {
+                    label: "nginx proxy_ssl on, pin off",
+                    implementation: Implementation::Nginx,
+                    ..reencrypt_pin_off
                 },
             ],
         },
@@ -258,6 +362,58 @@ pub fn all() -> Vec<Scenario> {
                     ..attempt("", Path::InspectingProxy, Agent01, Check::ChainOnly)
                 },
             ],
+        },
+        Scenario {
+            name: "idle-reset",
+            title: "a layer-4 balancer silently drops flows idle longer than 2 s (F5 FastL4: 300 s): a persistent agent connection lives only with passthru's tcp_keepalive below it",
+            attempts: vec![
+                Attempt {
+                    label: "tcp_keepalive 10 s (above the 2 s idle timeout), 3 s idle",
+                    tcp_keepalive_ms: Some(10_000),
+                    expect: fails(Hop::Front, Reason::IdleReset),
+                    seen: vec![
+                        (AgentOuterServer, Some(P::Gateway)),
+                        (GatewayClient, Some(P::Agent)),
+                    ],
+                    ..idle.clone()
+                },
+                Attempt {
+                    label: "tcp_keepalive 1 s (below the 2 s idle timeout), 3 s idle",
+                    tcp_keepalive_ms: Some(1_000),
+                    seen: works_seen.clone(),
+                    ..idle
+                },
+            ],
+        },
+        Scenario {
+            name: "snat",
+            title: "behind a source-NATting balancer the gateway logs the balancer for every agent, unless PROXY v2 comes in and passthru sends it on",
+            attempts: vec![
+                Attempt {
+                    label: "agent-01 from 127.0.0.11, no PROXY header",
+                    ..snat(Agent01, [127, 0, 0, 11], false)
+                },
+                Attempt {
+                    label: "agent-02 from 127.0.0.12, no PROXY header",
+                    ..snat(Agent02, [127, 0, 0, 12], false)
+                },
+                Attempt {
+                    label: "agent-01 from 127.0.0.11, PROXY v2 in, send_proxy_protocol out",
+                    ..snat(Agent01, [127, 0, 0, 11], true)
+                },
+                Attempt {
+                    label: "agent-02 from 127.0.0.12, PROXY v2 in, send_proxy_protocol out",
+                    ..snat(Agent02, [127, 0, 0, 12], true)
+                },
+            ],
+        },
+        Scenario {
+            name: "post-quantum",
+            title: "headless Chromium's X25519MLKEM768 ClientHello (~1.9 KB) crosses an MTU-1280 path in several segments, and passthru still routes it",
+            attempts: vec![Attempt {
+                label: "Chromium, netns loopback MTU 1280 + tc tbf",
+                ..attempt("", Path::PostQuantum, Agent01, Check::ChainOnly)
+            }],
         },
         Scenario {
             name: "untrusted-root",
@@ -352,8 +508,22 @@ fn attempt(label: &'static str, path: Path, agent: AgentCert, check: Check) -> A
         idle_ms: 0,
         expect: Verdict::Works,
         seen: Vec::new(),
+        implementation: Implementation::Builtin,
+        note: None,
+        idle_timeout_ms: None,
+        tcp_keepalive_ms: None,
+        proxy_v2: false,
+        source: None,
+        logged: None,
     }
 }
+
+const HAPROXY: Implementation = Implementation::Haproxy {
+    verify_client: false,
+};
+const HAPROXY_VERIFY: Implementation = Implementation::Haproxy {
+    verify_client: true,
+};
 
 fn fails(hop: Hop, reason: Reason) -> Verdict {
     Verdict::Fails { hop, reason }
@@ -374,6 +544,9 @@ mod tests {
                 "offload-reencrypt",
                 "connect-hop",
                 "inspecting-proxy",
+                "idle-reset",
+                "snat",
+                "post-quantum",
                 "untrusted-root",
                 "pinned-thumbprint-mismatch",
                 "clock-skew",
@@ -385,7 +558,7 @@ mod tests {
             for a in &s.attempts {
                 assert!(!a.label.is_empty(), "{}: unlabelled run", s.name);
                 assert!(
-                    !a.seen.is_empty(),
+                    !a.seen.is_empty() || a.path == Path::PostQuantum,
                     "{} / {}: no thumbprint expectation",
                     s.name,
                     a.label

@@ -4,7 +4,6 @@
 //! that records whether the server asked, and the client-certificate
 //! verifier of the TLS servers. No sockets here.
 
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use passthru_certs::Identity;
@@ -21,7 +20,7 @@ use rustls::{
     ServerConfig, SignatureScheme,
 };
 
-use crate::observe::CertSeen;
+use crate::observe::{CertSeen, PinMismatch};
 
 /// The ring crypto provider; every config in the lab is built with it.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -48,27 +47,6 @@ pub struct ClientSight {
     /// Whether the server sent a CertificateRequest.
     pub asked_for_client_cert: Mutex<bool>,
 }
-
-/// The server certificate's thumbprint did not match the pin.
-#[derive(Debug)]
-pub struct PinMismatch {
-    /// The pinned SHA-1 thumbprint.
-    pub expected: String,
-    /// The thumbprint of the certificate presented.
-    pub seen: String,
-}
-
-impl fmt::Display for PinMismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "pinned SHA-1 {} but the server presented {}",
-            self.expected, self.seen
-        )
-    }
-}
-
-impl std::error::Error for PinMismatch {}
 
 /// A client config: `trust` for the server, `identity` presented when asked,
 /// observations recorded into `sight`.

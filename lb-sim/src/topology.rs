@@ -30,8 +30,10 @@ use crate::agent::Entry;
 use crate::backend::{self, BackendPlan};
 use crate::balancer::{self, BalancerMode, BalancerPlan};
 use crate::connect_proxy::{self, ProxyMode, ProxyPlan, RunningProxy};
+use crate::front::{self, FrontPlan};
 use crate::gateway::{self, ClientCheck, GatewayPlan};
 use crate::observe::{Hop, Ledger};
+use crate::real::{self, Implementation, RealBalancer, RealPlan};
 use crate::tls::{ServerTrust, roots};
 
 /// The arrangement between the agent and the gateway.
@@ -48,16 +50,41 @@ pub enum Path {
     ConnectHop,
     /// agent → (CONNECT) inspecting proxy → gateway.
     InspectingProxy,
+    /// agent → layer-4 balancer dropping idle flows → passthru → gateway → backend.
+    IdleReset,
+    /// agents → source-NATting layer-4 balancer → passthru → gateway → backend.
+    Snat,
+    /// headless Chromium → counting relay → passthru → TLS server, in a
+    /// private network namespace with a small MTU (not a [`Topology`]).
+    PostQuantum,
+}
+
+/// Settings of a run beyond its path: who plays the offloading balancer,
+/// the layer-4 balancer in front of passthru, and passthru's own keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Knobs {
+    /// HAProxy, nginx or the built-in relay (offloading paths).
+    pub implementation: Implementation,
+    /// The layer-4 balancer drops flows idle longer than this.
+    pub idle_timeout: Option<Duration>,
+    /// The layer-4 balancer sends PROXY v2; passthru expects it and sends
+    /// it on (`send_proxy_protocol = "v2"`); the gateway reads it.
+    pub proxy_v2: bool,
+    /// passthru's listener `tcp_keepalive` (`None`: passthru's default).
+    pub tcp_keepalive: Option<Duration>,
 }
 
 impl Path {
     /// Every path, in the order scenarios and `serve --mode` list them.
-    pub const ALL: [Path; 5] = [
+    pub const ALL: [Path; 8] = [
         Path::Passthrough,
         Path::Offload,
         Path::OffloadReencrypt,
         Path::ConnectHop,
         Path::InspectingProxy,
+        Path::IdleReset,
+        Path::Snat,
+        Path::PostQuantum,
     ];
 
     /// Its name (`serve --mode`).
@@ -68,6 +95,9 @@ impl Path {
             Path::OffloadReencrypt => "offload-reencrypt",
             Path::ConnectHop => "connect-hop",
             Path::InspectingProxy => "inspecting-proxy",
+            Path::IdleReset => "idle-reset",
+            Path::Snat => "snat",
+            Path::PostQuantum => "post-quantum",
         }
     }
 
@@ -85,6 +115,14 @@ impl Path {
                 Hop::Backend,
             ],
             Path::InspectingProxy => vec![Hop::Agent, Hop::Proxy, Hop::Gateway, Hop::Backend],
+            Path::IdleReset | Path::Snat => vec![
+                Hop::Agent,
+                Hop::Front,
+                Hop::Balancer,
+                Hop::Gateway,
+                Hop::Backend,
+            ],
+            Path::PostQuantum => vec![Hop::Agent, Hop::Front, Hop::Balancer, Hop::Gateway],
         }
     }
 
@@ -96,6 +134,11 @@ impl Path {
             Path::OffloadReencrypt => "agent → re-encrypting LB → gateway → backend",
             Path::ConnectHop => "agent → passthru → CONNECT proxy → gateway → backend",
             Path::InspectingProxy => "agent → inspecting proxy → gateway → backend",
+            Path::IdleReset => "agent → L4 LB (idle timeout) → passthru → gateway → backend",
+            Path::Snat => "agent → L4 LB (source NAT) → passthru → gateway → backend",
+            Path::PostQuantum => {
+                "Chromium → counting relay → passthru → TLS server (netns, MTU 1280)"
+            }
         }
     }
 }
@@ -196,6 +239,8 @@ pub struct Topology {
     pub gateway: SocketAddr,
     /// The backend's address.
     pub backend: SocketAddr,
+    /// HAProxy or nginx, when one plays the balancer.
+    pub real: Option<RealBalancer>,
     stop: CancellationToken,
 }
 
@@ -209,7 +254,7 @@ impl Topology {
         check: ClientCheck,
         step_limit: Duration,
     ) -> anyhow::Result<Topology> {
-        Topology::start_at(path, pki, check, step_limit, Ports::any()).await
+        Topology::start_with(path, Knobs::default(), pki, check, step_limit, Ports::any()).await
     }
 
     /// [`Topology::start`] on `ports`. When a component cannot bind, the
@@ -222,6 +267,36 @@ impl Topology {
         step_limit: Duration,
         ports: Ports,
     ) -> anyhow::Result<Topology> {
+        Topology::start_with(path, Knobs::default(), pki, check, step_limit, ports).await
+    }
+
+    /// [`Topology::start_at`] with `knobs`: HAProxy or nginx on a free port
+    /// instead of the relay; the layer-4 balancer's and passthru's settings.
+    pub async fn start_with(
+        path: Path,
+        knobs: Knobs,
+        pki: &LabPki,
+        check: ClientCheck,
+        step_limit: Duration,
+        ports: Ports,
+    ) -> anyhow::Result<Topology> {
+        let implementation = knobs.implementation;
+        let real_plan = |gateway| RealPlan {
+            implementation,
+            reencrypt: path == Path::OffloadReencrypt,
+            gateway,
+        };
+        let external = implementation != Implementation::Builtin;
+        if path == Path::PostQuantum {
+            anyhow::bail!("post-quantum runs in its own network namespace, not as a topology");
+        }
+        if external && !matches!(path, Path::Offload | Path::OffloadReencrypt) {
+            anyhow::bail!(
+                "{} can only play the offloading balancer, not {}",
+                implementation.name(),
+                path.as_str()
+            );
+        }
         let ledger = Ledger::new();
         let stop = CancellationToken::new();
         // Stops whatever started if a later component fails to bind.
@@ -246,6 +321,8 @@ impl Topology {
                 check,
                 backend,
                 step_limit,
+                counts_accepts: external,
+                proxy_v2: knobs.proxy_v2,
             },
             ledger.clone(),
             stop.clone(),
@@ -268,6 +345,7 @@ impl Topology {
                         upstream_trust: gateway_pin.clone(),
                         step_limit,
                     },
+                    pki,
                     ledger.clone(),
                     stop.clone(),
                 )
@@ -275,21 +353,32 @@ impl Topology {
             ),
         };
         let balancer_mode = match path {
-            Path::Passthrough | Path::ConnectHop => Some(BalancerMode::Passthrough),
+            Path::Passthrough | Path::ConnectHop | Path::IdleReset | Path::Snat => {
+                Some(BalancerMode::Passthrough)
+            }
             Path::Offload => Some(BalancerMode::Offload),
             Path::OffloadReencrypt => Some(BalancerMode::OffloadReencrypt),
-            Path::InspectingProxy => None,
+            Path::InspectingProxy | Path::PostQuantum => None,
         };
         let via = proxy
             .as_ref()
             .map(|p| p.addr)
             .filter(|_| path == Path::ConnectHop);
-        let balancer = match balancer_mode {
-            None => None,
-            Some(mode) => Some(
+        let real = if external {
+            Some(real::spawn(real_plan(gateway), pki).await?)
+        } else {
+            None
+        };
+        let balancer = match (balancer_mode, &real) {
+            (_, Some(real)) => Some(real.addr),
+            (None, None) => None,
+            (Some(mode), None) => Some(
                 balancer::spawn(
                     BalancerPlan {
-                        listen: ports.front(),
+                        listen: match path {
+                            Path::IdleReset | Path::Snat => ports.proxy(path),
+                            _ => ports.front(),
+                        },
                         mode,
                         identity: pki.balancer.clone(),
                         gateway: match via {
@@ -299,6 +388,8 @@ impl Topology {
                         via,
                         gateway_trust: gateway_pin,
                         step_limit,
+                        proxy_v2: knobs.proxy_v2,
+                        tcp_keepalive: knobs.tcp_keepalive,
                     },
                     ledger.clone(),
                     stop.clone(),
@@ -306,16 +397,34 @@ impl Topology {
                 .await?,
             ),
         };
-        let (entry, first_hop) = match (balancer, &proxy) {
-            (Some(addr), _) => (Entry::Direct(addr), Hop::Balancer),
-            (None, Some(proxy)) => (
+        let front = match (path, balancer) {
+            (Path::IdleReset | Path::Snat, Some(passthru)) => Some(
+                front::spawn(
+                    FrontPlan {
+                        listen: ports.front(),
+                        passthru,
+                        idle_timeout: knobs.idle_timeout,
+                        proxy_v2: knobs.proxy_v2,
+                        step_limit,
+                    },
+                    ledger.clone(),
+                    stop.clone(),
+                )
+                .await?,
+            ),
+            _ => None,
+        };
+        let (entry, first_hop) = match (front, balancer, &proxy) {
+            (Some(addr), _, _) => (Entry::Direct(addr), Hop::Front),
+            (None, Some(addr), _) => (Entry::Direct(addr), Hop::Balancer),
+            (None, None, Some(proxy)) => (
                 Entry::Connect {
                     proxy: proxy.addr,
                     target: GATEWAY_TARGET.to_string(),
                 },
                 Hop::Proxy,
             ),
-            (None, None) => (Entry::Direct(gateway), Hop::Gateway),
+            (None, None, None) => (Entry::Direct(gateway), Hop::Gateway),
         };
         started.disarm();
         Ok(Topology {
@@ -327,6 +436,7 @@ impl Topology {
             proxy,
             gateway,
             backend,
+            real,
             stop,
         })
     }

@@ -13,6 +13,8 @@ use crate::observe::{FailureKind, Hop, HopRecord, Layer, Leg, Refusal};
 pub enum Verdict {
     /// Both handshakes completed and every request was answered.
     Works,
+    /// Not run: what it needs is missing here (never counts as passed).
+    Skipped,
     /// `hop` stopped the connection for `reason`.
     Fails {
         /// Where it broke.
@@ -42,6 +44,8 @@ pub enum Reason {
     AuthenticationRequired,
     /// Identity by CN matched several registered certificates.
     AmbiguousIdentity,
+    /// A balancer dropped the idle flow and reset it on the next packet.
+    IdleReset,
     /// The first hop could not be reached.
     Unreachable,
     /// Anything else (see the explanation).
@@ -53,6 +57,7 @@ impl Verdict {
     pub fn label(&self) -> String {
         match self {
             Verdict::Works => "works".to_string(),
+            Verdict::Skipped => "skipped".to_string(),
             Verdict::Fails { hop, reason } => {
                 format!("fails at {}: {}", hop.as_str(), reason.as_str())
             }
@@ -63,6 +68,7 @@ impl Verdict {
     pub fn short(&self) -> String {
         match self {
             Verdict::Works => "works".to_string(),
+            Verdict::Skipped => "skipped".to_string(),
             Verdict::Fails { hop, reason } => format!("{}: {}", hop.as_str(), reason.as_str()),
         }
     }
@@ -80,6 +86,7 @@ impl Reason {
             Reason::CertificateNotYetValid => "certificate-not-yet-valid",
             Reason::AuthenticationRequired => "authentication-required",
             Reason::AmbiguousIdentity => "ambiguous-identity",
+            Reason::IdleReset => "idle-reset",
             Reason::Unreachable => "unreachable",
             Reason::Other => "other",
         }
@@ -142,7 +149,30 @@ pub fn judge(records: &[HopRecord], exchanges: usize) -> (Verdict, String) {
         }
     }
 
-    // 2. The hops behind the agent, front to back.
+    // 2. A layer-4 balancer that dropped the flow while it was idle.
+    if let Some(front) = records.iter().find(|r| {
+        r.hop == Hop::Front
+            && r.error
+                .as_ref()
+                .is_some_and(|e| e.message == crate::front::IDLE_RESET)
+    }) {
+        let dropped = front
+            .notes
+            .iter()
+            .find(|n| n.contains("idle for more than"))
+            .cloned()
+            .unwrap_or_default();
+        return fails(
+            Hop::Front,
+            Reason::IdleReset,
+            format!(
+                "the layer-4 balancer saw no packet of this flow for longer than its idle timeout and dropped it ({dropped}); the agent's next request was answered with a reset, after {} of {exchanges} answers",
+                agent.said.len()
+            ),
+        );
+    }
+
+    // 3. The hops behind the agent, front to back.
     for hop in [Hop::Balancer, Hop::Proxy, Hop::Gateway, Hop::Backend] {
         for record in records.iter().filter(|r| r.hop == hop) {
             if let Some(verdict) = judge_hop(record, agent_sha1.as_deref()) {
@@ -151,7 +181,7 @@ pub fn judge(records: &[HopRecord], exchanges: usize) -> (Verdict, String) {
         }
     }
 
-    // 3. The agent's inner session and answers.
+    // 4. The agent's inner session and answers.
     if let Some(failure) = agent.leg(Layer::Inner).and_then(|l| l.failure.as_ref()) {
         return fails(
             Hop::Agent,

@@ -8,18 +8,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lb-sim");
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 12] = [
     "passthrough",
     "offload",
     "offload-reencrypt",
     "connect-hop",
     "inspecting-proxy",
+    "idle-reset",
+    "snat",
+    "post-quantum",
     "untrusted-root",
     "pinned-thumbprint-mismatch",
     "clock-skew",
@@ -30,9 +33,34 @@ fn lb_sim(args: &[&str]) -> std::process::Output {
     Command::new(BIN).args(args).output().expect("run lb-sim")
 }
 
+/// One run of every scenario with --json and --html, shared by the tests
+/// that read its output (each full run takes several seconds).
+struct FullRun {
+    out: std::process::Output,
+    json: PathBuf,
+    html: PathBuf,
+}
+
+fn full_run() -> &'static FullRun {
+    static RUN: OnceLock<FullRun> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lb-sim-cli-full-run");
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("report.json");
+        let html = dir.join("report.html");
+        let out = lb_sim(&[
+            "--json",
+            json.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ]);
+        FullRun { out, json, html }
+    })
+}
+
 #[test]
 fn every_scenario_matches_its_expectation_and_exits_0() {
-    let out = lb_sim(&[]);
+    let out = &full_run().out;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -84,11 +112,10 @@ fn unknown_scenario_is_a_usage_error() {
 
 #[test]
 fn json_has_one_entry_per_scenario_with_verdicts() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("report.json");
-    let out = lb_sim(&["--quiet", "--json", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let run = full_run();
+    let file = &run.json;
+    assert_eq!(run.out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
     let scenarios = json["scenarios"].as_array().unwrap();
     let names: Vec<&str> = scenarios
         .iter()
@@ -100,15 +127,87 @@ fn json_has_one_entry_per_scenario_with_verdicts() {
     assert_eq!(offload["observed"]["verdict"], "fails");
     assert_eq!(offload["observed"]["hop"], "agent");
     assert_eq!(offload["observed"]["reason"], "pin-mismatch");
+    // Every run names its balancer; HAProxy and nginx ran (make deps
+    // installs them), each with its configuration.
+    let runs: Vec<&serde_json::Value> = scenarios
+        .iter()
+        .flat_map(|s| s["attempts"].as_array().unwrap())
+        .collect();
+    assert!(runs.iter().all(|r| r["balancer"].is_string()));
+    for (name, directive) in [
+        ("HAProxy", "ssl crt balancer.pem"),
+        ("nginx", "proxy_ssl on;"),
+    ] {
+        let real: Vec<_> = runs
+            .iter()
+            .filter(|r| r["balancer"].as_str().unwrap().starts_with(name))
+            .collect();
+        assert!(!real.is_empty(), "no {name} run");
+        assert!(
+            real.iter().all(|r| r["skipped"].is_null()),
+            "{name} skipped"
+        );
+        assert!(
+            real.iter()
+                .any(|r| r["balancer_config"].as_str().unwrap().contains(directive)),
+            "{name} config"
+        );
+    }
+    // snat: the gateway logged the balancer, or the agent with PROXY v2.
+    let snat = scenarios.iter().find(|s| s["name"] == "snat").unwrap();
+    let logged: Vec<&str> = snat["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["logged"]["expected"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        logged,
+        ["127.0.0.1", "127.0.0.1", "127.0.0.11", "127.0.0.12"]
+    );
+    // idle-reset: above the timeout the flow dies, below it lives.
+    let idle = scenarios
+        .iter()
+        .find(|s| s["name"] == "idle-reset")
+        .unwrap();
+    assert_eq!(idle["attempts"][0]["observed"]["reason"], "idle-reset");
+    assert_eq!(idle["attempts"][1]["observed"]["verdict"], "works");
+    // post-quantum: Chromium's hybrid key share crossed in several segments.
+    let pq = scenarios
+        .iter()
+        .find(|s| s["name"] == "post-quantum")
+        .unwrap();
+    let hello = &pq["attempts"][0]["hello"];
+    if let Some(reason) = lb_sim::post_quantum::unavailable() {
+        // No namespaces here (not root): skipped with its reason, never passed.
+        eprintln!("post-quantum skipped: {reason}");
+        assert_eq!(pq["attempts"][0]["skipped"], reason.as_str());
+        assert_eq!(pq["attempts"][0]["passed"], false);
+        return;
+    }
+    assert!(
+        pq["attempts"][0]["skipped"].is_null(),
+        "post-quantum skipped"
+    );
+    assert!(hello["hello_bytes"].as_u64().unwrap() > 1228, "{hello}");
+    assert!(hello["segments"].as_u64().unwrap() >= 2, "{hello}");
+    assert!(
+        hello["key_shares"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g == "X25519MLKEM768"),
+        "{hello}"
+    );
 }
 
 #[test]
 fn html_is_self_contained_with_one_diagram_per_scenario() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("report.html");
-    let out = lb_sim(&["--quiet", "--html", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0));
-    let html = std::fs::read_to_string(&file).unwrap();
+    let run = full_run();
+    assert_eq!(run.out.status.code(), Some(0));
+    let html = std::fs::read_to_string(&run.html).unwrap();
+    assert!(html.contains("class=\"lbconf\""), "real balancer headers");
+    assert!(html.contains("bind 127.0.0.1:"), "HAProxy config excerpt");
     assert!(
         !html.contains("http://") && !html.contains("https://"),
         "no external address"
@@ -146,8 +245,7 @@ fn html_renders_in_headless_chromium() {
     };
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.html");
-    let out = lb_sim(&["--quiet", "--html", report.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0));
+    std::fs::copy(&full_run().html, &report).unwrap();
     let blank = dir.path().join("blank.html");
     std::fs::write(&blank, "<!DOCTYPE html><html><body></body></html>").unwrap();
 

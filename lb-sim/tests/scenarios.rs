@@ -33,6 +33,32 @@ async fn run(name: &str) -> (ScenarioResult, LabPki) {
     (result, pki)
 }
 
+/// HAProxy and nginx ran (make deps installs them): each run names its
+/// program and version and carries the configuration it ran with.
+fn assert_real_balancers_ran(runs: &[AttemptResult], names: &[&str]) {
+    assert_eq!(runs.len(), names.len());
+    for (run, name) in runs.iter().zip(names) {
+        assert_eq!(
+            run.skipped, None,
+            "{}: run `make deps` to install HAProxy and nginx",
+            run.label
+        );
+        assert!(
+            run.balancer.starts_with(name),
+            "{}: {}",
+            run.label,
+            run.balancer
+        );
+        assert!(run.balancer_config.is_some(), "{}", run.label);
+        let balancer = run.records.iter().find(|r| r.hop == Hop::Balancer).unwrap();
+        assert!(
+            balancer.component.starts_with(name),
+            "{}",
+            balancer.component
+        );
+    }
+}
+
 fn sha1(attempt: &AttemptResult, sight: Sight) -> Option<String> {
     seen(&attempt.records, sight).map(|c| c.sha1)
 }
@@ -67,9 +93,10 @@ async fn passthrough_gateway_and_backend_both_see_the_agent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offload_breaks_the_pin_and_the_gateway_gets_no_client_certificate() {
     let (result, pki) = run("offload").await;
-    let [pinned, unpinned] = &result.attempts[..] else {
-        panic!("two runs expected")
+    let [pinned, unpinned, real @ ..] = &result.attempts[..] else {
+        panic!("the built-in runs first")
     };
+    assert_real_balancers_ran(real, &["HAProxy", "HAProxy", "HAProxy", "nginx"]);
     assert_eq!(pinned.observed, fails(Hop::Agent, Reason::PinMismatch));
     assert_eq!(
         sha1(pinned, Sight::AgentOuterServer),
@@ -110,9 +137,28 @@ async fn offload_breaks_the_pin_and_the_gateway_gets_no_client_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offload_reencrypt_shows_the_gateway_the_balancer_identity() {
     let (result, pki) = run("offload-reencrypt").await;
-    let [pinned, unpinned] = &result.attempts[..] else {
-        panic!("two runs expected")
+    let [pinned, unpinned, real @ ..] = &result.attempts[..] else {
+        panic!("the built-in runs first")
     };
+    assert_real_balancers_ran(real, &["HAProxy", "HAProxy", "nginx", "nginx"]);
+    // HAProxy with `verify optional` saw the agent's certificate (the agent
+    // was asked for it and sent it), yet the gateway saw HAProxy's.
+    let verified = &real[1];
+    let agent = verified
+        .records
+        .iter()
+        .find(|r| r.hop == Hop::Agent)
+        .unwrap();
+    let outer = agent.leg(Layer::Outer).unwrap();
+    assert!(outer.client_cert_requested);
+    assert_eq!(
+        outer.presented.as_ref().map(|c| c.sha1.clone()),
+        Some(pki.agent.sha1_hex())
+    );
+    assert_eq!(
+        sha1(verified, Sight::GatewayClient),
+        Some(pki.balancer.sha1_hex())
+    );
     assert_eq!(pinned.observed, fails(Hop::Agent, Reason::PinMismatch));
     assert_eq!(
         unpinned.observed,
@@ -276,5 +322,34 @@ async fn duplicate_cn_thumbprints_tell_apart_what_cn_cannot() {
     assert_eq!(
         by_cn.observed,
         fails(Hop::Gateway, Reason::AmbiguousIdentity)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snat_hides_agents_behind_the_balancer_unless_proxy_v2_carries_them() {
+    let (result, _) = run("snat").await;
+    let logged: Vec<(String, bool)> = result
+        .attempts
+        .iter()
+        .map(|a| {
+            let gateway = a.records.iter().find(|r| r.hop == Hop::Gateway).unwrap();
+            let ip = gateway
+                .client_addr
+                .as_deref()
+                .unwrap()
+                .rsplit_once(':')
+                .unwrap()
+                .0;
+            (ip.to_string(), a.logged.as_ref().unwrap().ok)
+        })
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            ("127.0.0.1".to_string(), true),
+            ("127.0.0.1".to_string(), true),
+            ("127.0.0.11".to_string(), true),
+            ("127.0.0.12".to_string(), true),
+        ]
     );
 }

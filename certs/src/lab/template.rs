@@ -231,3 +231,21 @@ pub(super) const SERVER_WRONG_NAME: Template = Template {
     role: Role::Server,
     window: Window::Normal,
 };
+pub(super) const INSPECTING_CA: Template = Template {
+    name: "inspecting-proxy-ca",
+    purpose: "an SSL-inspecting proxy's own CA, minted at proxy start (what managed machines are told to trust)",
+    serial: 0x7001,
+    common_name: "Inspecting Proxy CA",
+    subject_alt_names: &[],
+    role: Role::Ca(None),
+    window: Window::Normal,
+};
+pub(super) const INSPECTING_LEAF: Template = Template {
+    name: "inspecting-proxy-leaf",
+    purpose: "the certificate an SSL-inspecting proxy presents for gw.example.com, issued by its own CA",
+    serial: 0x7002,
+    common_name: "gw.example.com",
+    subject_alt_names: &["gw.example.com"],
+    role: Role::Server,
+    window: Window::Normal,
+};

@@ -594,3 +594,18 @@ fn written_chain_and_key_read_back_with_pem_object() {
     assert_eq!(gateway.len(), 1);
     assert_eq!(gateway[0].as_ref(), pki.gateway.cert_der.as_slice());
 }
+
+#[test]
+fn inspecting_proxy_leaf_chains_to_its_own_ca_only() {
+    let pki = lab();
+    let (ca, leaf) = pki.inspecting_proxy().unwrap();
+    verify_server(&pki, &ca, &leaf, "gw.example.com").unwrap();
+    let err = verify_server(&pki, &pki.root_ca, &leaf, "gw.example.com").unwrap_err();
+    assert_eq!(
+        err,
+        Error::InvalidCertificate(CertificateError::UnknownIssuer)
+    );
+    // A new CA each time, as a proxy mints at start.
+    let (again, _) = pki.inspecting_proxy().unwrap();
+    assert_ne!(ca.sha1_hex(), again.sha1_hex());
+}

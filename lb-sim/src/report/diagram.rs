@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use crate::agent::GATEWAY_NAME;
 use crate::observe::{Hop, HopRecord, Layer, Leg, Role};
-use crate::report::html::escape;
+use crate::report::markup::escape;
 use crate::report::table::cert_short;
 use crate::run::{AttemptResult, ScenarioResult};
 
@@ -47,15 +47,22 @@ pub fn svg(scenario: &ScenarioResult) -> String {
     for (attempt, steps) in &runs {
         let status = if attempt.passed {
             "as expected"
+        } else if attempt.skipped.is_some() {
+            "skipped"
         } else {
             "DIFFERS from expectation"
         };
+        let balancer = match &attempt.balancer_config {
+            Some(_) => format!(" · balancer: {}", attempt.balancer),
+            None => String::new(),
+        };
         let _ = write!(
             out,
-            r#"<text x="8" y="{}" class="runtitle">{} — {} ({status})</text>"#,
+            r#"<text x="8" y="{}" class="runtitle">{} — {} ({status}){}</text>"#,
             y + 14.0,
             escape(&attempt.label),
-            escape(&attempt.observed.label())
+            escape(&attempt.observed.label()),
+            escape(&balancer)
         );
         y += ROW;
         for step in steps {
@@ -239,6 +246,18 @@ fn steps(records: &[HopRecord]) -> Vec<Step> {
             format!("inner handshake: {}", f.summary()),
             true,
         ));
+    }
+    // A layer-4 balancer's timeline, and the address the gateway logged.
+    for front in records.iter().filter(|r| r.hop == Hop::Front) {
+        for text in &front.notes {
+            steps.push(note(Hop::Front, short_note(text), text.contains("reset")));
+        }
+    }
+    if let Some(addr) = find(Hop::Gateway)
+        .and_then(|g| g.client_addr.as_ref())
+        .filter(|_| find(Hop::Front).is_some())
+    {
+        steps.push(note(Hop::Gateway, format!("logged client {addr}"), false));
     }
     steps
 }

@@ -5,7 +5,8 @@
 use std::fmt::Write as _;
 
 use crate::report::diagram;
-use crate::report::table::{alerts, hop_line};
+use crate::report::markup::escape;
+use crate::report::table::{alerts, hop_line, logged_text};
 use crate::run::{AttemptResult, Report};
 
 /// The report as one HTML page.
@@ -33,8 +34,9 @@ pub fn render(report: &Report) -> String {
     for scenario in &report.scenarios {
         let _ = write!(
             out,
-            "<section id=\"scenario-{id}\" class=\"scenario\"><h2>{id}</h2><p class=\"title\">{}</p><figure>{}<figcaption><ul>",
+            "<section id=\"scenario-{id}\" class=\"scenario\"><h2>{id}</h2><p class=\"title\">{}</p><figure>{}{}<figcaption><ul>",
             escape(&scenario.title),
+            balancers(&scenario.attempts),
             diagram::svg(scenario),
             id = escape(&scenario.name),
         );
@@ -47,8 +49,37 @@ pub fn render(report: &Report) -> String {
     out
 }
 
+/// The diagram's header: each real balancer of the scenario, by name, with
+/// the configuration it ran.
+fn balancers(attempts: &[AttemptResult]) -> String {
+    let mut out = String::new();
+    for attempt in attempts {
+        if let Some(config) = &attempt.balancer_config {
+            let _ = write!(
+                out,
+                "<div class=\"lbconf\"><b>{}</b>: {}<pre>{}</pre></div>",
+                escape(&attempt.label),
+                escape(&attempt.balancer),
+                escape(config)
+            );
+        } else if let Some(reason) = &attempt.skipped {
+            let _ = write!(
+                out,
+                "<div class=\"lbconf\"><b>{}</b>: {} <span class=\"fail\">skipped: {}</span></div>",
+                escape(&attempt.label),
+                escape(&attempt.balancer),
+                escape(reason)
+            );
+        }
+    }
+    if out.is_empty() {
+        return out;
+    }
+    format!("<header class=\"balancers\">{out}</header>")
+}
+
 fn summary(out: &mut String, report: &Report) {
-    out.push_str("<table class=\"summary\"><thead><tr><th>scenario</th><th>run</th><th>path</th><th>expected</th><th>observed</th><th>alerts / errors by hop</th><th>result</th></tr></thead><tbody>");
+    out.push_str("<table class=\"summary\"><thead><tr><th>scenario</th><th>run</th><th>balancer</th><th>path</th><th>expected</th><th>observed</th><th>alerts / errors by hop</th><th>result</th></tr></thead><tbody>");
     for scenario in &report.scenarios {
         for (i, attempt) in scenario.attempts.iter().enumerate() {
             let name = if i == 0 {
@@ -58,13 +89,16 @@ fn summary(out: &mut String, report: &Report) {
             };
             let (class, result) = if attempt.passed {
                 ("pass", "as expected")
+            } else if attempt.skipped.is_some() {
+                ("fail", "SKIPPED")
             } else {
                 ("fail", "DIFFERS")
             };
             let _ = write!(
                 out,
-                "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{result}</td></tr>",
+                "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{result}</td></tr>",
                 escape(&attempt.label),
+                escape(&attempt.balancer),
                 escape(&attempt.path_text),
                 escape(&attempt.expected.label()),
                 escape(&attempt.observed.label()),
@@ -83,6 +117,9 @@ fn caption(out: &mut String, attempt: &AttemptResult) {
         escape(&attempt.agent_cert),
         escape(&attempt.explanation)
     );
+    if let Some(note) = &attempt.note {
+        let _ = write!(out, "<li class=\"note\">{}</li>", escape(note));
+    }
     for record in &attempt.records {
         let _ = write!(
             out,
@@ -108,22 +145,15 @@ fn caption(out: &mut String, attempt: &AttemptResult) {
             }
         );
     }
-    out.push_str("</ul></details></li>");
-}
-
-/// Text made safe for HTML and SVG (&, <, >, ").
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            _ => out.push(c),
-        }
+    if let Some(logged) = &attempt.logged {
+        let _ = write!(
+            out,
+            "<li class=\"{}\">{}</li>",
+            if logged.ok { "pass" } else { "fail" },
+            escape(&logged_text(logged))
+        );
     }
-    out
+    out.push_str("</ul></details></li>");
 }
 
 const CSS: &str = "\
@@ -144,17 +174,7 @@ text.label{font:11px ui-monospace,monospace;text-anchor:middle;stroke:none;fill:
 .l-inner{fill:#4b2a78}.l-alert{fill:#b3261e;font-weight:700}.l-data{fill:#1f5e22}\
 .note{font:11px system-ui,sans-serif;fill:#445}.broke circle{fill:#fde7e6;stroke:#c62828;stroke-width:2}\
 .broke path{stroke:#c62828;stroke-width:2.5}.broke-text{fill:#b3261e;font-weight:700}\
+header.balancers{margin:4px 0 8px}.lbconf{margin:4px 0}\
+.lbconf pre{margin:2px 0 6px;padding:6px 8px;background:#f4f6f8;border:1px solid #dde3ea;border-radius:4px;font-size:12px}\
+li.note{list-style:none;color:#6a3fa0}\
 footer{margin-top:28px;color:#667;font-size:12px}";
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escape_makes_markup_inert() {
-        assert_eq!(
-            escape("<a href=\"x\">&</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
-        );
-    }
-}

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::observe::{CertSeen, HopRecord, Leg};
-use crate::run::{AttemptResult, Report, ScenarioResult};
+use crate::run::{AddrCheck, AttemptResult, Report, ScenarioResult};
 
 /// The whole table: one row per run (scenario, path, expected, observed,
 /// result), then per run what each hop saw and why.
@@ -13,12 +13,13 @@ pub fn render(report: &Report) -> String {
     let header = [
         "SCENARIO",
         "RUN",
+        "BALANCER",
         "EXPECTED",
         "OBSERVED (where: why)",
         "ALERTS / ERRORS BY HOP",
         "RESULT",
     ];
-    let mut rows: Vec<[String; 6]> = Vec::new();
+    let mut rows: Vec<[String; 7]> = Vec::new();
     for scenario in &report.scenarios {
         for (i, attempt) in scenario.attempts.iter().enumerate() {
             rows.push([
@@ -28,6 +29,7 @@ pub fn render(report: &Report) -> String {
                     String::new()
                 },
                 attempt.label.clone(),
+                attempt.balancer.clone(),
                 attempt.expected.short(),
                 attempt.observed.short(),
                 alerts(&attempt.records),
@@ -65,11 +67,15 @@ pub fn render(report: &Report) -> String {
         .scenarios
         .iter()
         .flat_map(|s| &s.attempts)
-        .filter(|a| !a.passed)
+        .filter(|a| !a.passed && a.skipped.is_none())
         .count();
+    let skipped = match report.skipped {
+        0 => String::new(),
+        n => format!("; {n} run(s) SKIPPED (not passed): see above"),
+    };
     let _ = writeln!(
         out,
-        "{} scenarios, {runs} runs: {} (lab PKI generated for {})",
+        "{} scenarios, {runs} runs: {}{skipped} (lab PKI generated for {})",
         report.scenarios.len(),
         if failed == 0 {
             "every observed outcome matches its expectation".to_string()
@@ -87,14 +93,34 @@ pub fn progress_line(result: &ScenarioResult) -> String {
     let verdicts: Vec<String> = result.attempts.iter().map(|a| a.observed.label()).collect();
     format!(
         "[{}] {:<28} {:>5} ms  {}",
-        if result.passed { " ok " } else { "DIFF" },
+        if !result.passed {
+            "DIFF"
+        } else if result.attempts.iter().any(|a| a.skipped.is_some()) {
+            "SKIP"
+        } else {
+            " ok "
+        },
         result.name,
         millis,
         verdicts.join("; ")
     )
 }
 
+/// "gateway logged client 127.0.0.11:40000 = agent (127.0.0.11) ✓".
+pub fn logged_text(logged: &AddrCheck) -> String {
+    format!(
+        "gateway logged client {} = {} ({}) {}",
+        logged.observed.as_deref().unwrap_or("(none)"),
+        format!("{:?}", logged.expected_party).to_lowercase(),
+        logged.expected,
+        if logged.ok { "✓" } else { "✗" }
+    )
+}
+
 fn result(attempt: &AttemptResult) -> &'static str {
+    if attempt.skipped.is_some() {
+        return "SKIPPED";
+    }
     match (attempt.passed, attempt.settled) {
         (true, _) => "ok",
         (false, false) => "DIFFERS (a hop never reported)",
@@ -133,8 +159,17 @@ fn render_details(out: &mut String, scenario: &str, attempt: &AttemptResult) {
             )
         })
         .collect();
-    let _ = writeln!(out, "    checks:   {}", checks.join(", "));
+    let mut checks = checks;
+    if let Some(logged) = &attempt.logged {
+        checks.push(logged_text(logged));
+    }
+    if !checks.is_empty() {
+        let _ = writeln!(out, "    checks:   {}", checks.join(", "));
+    }
     let _ = writeln!(out, "    why:      {}", attempt.explanation);
+    if let Some(note) = &attempt.note {
+        let _ = writeln!(out, "    note:     {note}");
+    }
     let _ = writeln!(out);
 }
 

@@ -241,7 +241,14 @@ impl Proxy {
             if let Some(status) = self.child.try_wait()? {
                 return Ok(status.code().unwrap_or(-1));
             }
-            let _ = self.stderr.recv_timeout(Duration::from_millis(50));
+            // stderr closes when passthru exits; from then on the channel
+            // no longer waits, so reap the exiting process instead of
+            // spinning through the 100 polls in microseconds.
+            if let Err(mpsc::RecvTimeoutError::Disconnected) =
+                self.stderr.recv_timeout(Duration::from_millis(50))
+            {
+                return Ok(self.child.wait()?.code().unwrap_or(-1));
+            }
         }
         self.child.kill()?;
         bail!("passthru did not stop within 5 s of SIGTERM")
