@@ -143,6 +143,11 @@ async fn pipeline(
             Err(HelloError::Closed | HelloError::ConnectRequest) => return Outcome::ClientClosed,
         }
     }
+    // per-client limit: after the PROXY header; held until the connection ends
+    let Ok(_client_slot) = listener.clients.admit(record.client.ip()) else {
+        debug!(client = %record.client, "max_connections_per_client reached; closing");
+        return Outcome::Refused(Refusal::ClientLimit);
+    };
     let mut connect_host = None;
     let mut read = read_client_hello(
         client,
@@ -252,18 +257,20 @@ async fn pipeline(
             hello.server_name.as_deref(),
         ),
     };
-    let upstream =
-        match upstream::connect(backend, record.client.ip(), &[&proxy_header, &buf]).await {
-            Ok((upstream, connect_time)) => {
-                metrics.upstream_connect(connect_time.as_secs_f64());
-                upstream
-            }
-            Err(error) => {
-                record.detail = Some(error);
-                refuse(client, &hello, Refusal::UpstreamUnavailable).await;
-                return Outcome::Refused(Refusal::UpstreamUnavailable);
-            }
-        };
+    let initial: [&[u8]; 2] = [&proxy_header, &buf];
+    let upstream = match upstream::connect(backend, client, record.client.ip(), &initial).await {
+        Ok((upstream, connect_time)) => {
+            metrics.upstream_connect(connect_time.as_secs_f64());
+            upstream
+        }
+        // upstream_unavailable, or the queue's queue_full / queue_timeout
+        Err(upstream::Failure::Refused(refusal, error)) => {
+            record.detail = Some(error);
+            refuse(client, &hello, refusal).await;
+            return Outcome::Refused(refusal);
+        }
+        Err(upstream::Failure::ClientGone) => return Outcome::ClientClosed,
+    };
     record.server = Some(upstream.server.to_string());
     debug!(sni = ?hello.server_name, route = ?record.route, server = ?record.server, "routed");
 

@@ -31,6 +31,13 @@ pub enum Refusal {
     UpstreamUnavailable,
     /// An inbound CONNECT whose tunnelled ClientHello named another host.
     ConnectSniMismatch,
+    /// The client address already had `max_connections_per_client` open.
+    ClientLimit,
+    /// Every usable server was at its limit and `max_queue` connections
+    /// already waited.
+    QueueFull,
+    /// No server slot freed within `queue_timeout`.
+    QueueTimeout,
 }
 
 /// What passthru writes to the client before closing.
@@ -57,7 +64,7 @@ pub enum Side {
 
 impl Refusal {
     /// Every reason, in the order metrics list them.
-    pub const ALL: [Refusal; 11] = [
+    pub const ALL: [Refusal; 14] = [
         Refusal::PlaintextHttp,
         Refusal::NotTls,
         Refusal::ClientHelloTimeout,
@@ -69,6 +76,9 @@ impl Refusal {
         Refusal::MaxPending,
         Refusal::UpstreamUnavailable,
         Refusal::ConnectSniMismatch,
+        Refusal::ClientLimit,
+        Refusal::QueueFull,
+        Refusal::QueueTimeout,
     ];
 
     /// The `reason` label, exactly as in the spec.
@@ -85,6 +95,9 @@ impl Refusal {
             Refusal::MaxPending => "max_pending",
             Refusal::UpstreamUnavailable => "upstream_unavailable",
             Refusal::ConnectSniMismatch => "connect_sni_mismatch",
+            Refusal::ClientLimit => "client_limit",
+            Refusal::QueueFull => "queue_full",
+            Refusal::QueueTimeout => "queue_timeout",
         }
     }
 
@@ -95,14 +108,17 @@ impl Refusal {
             Refusal::NoRoute | Refusal::ConnectSniMismatch => {
                 Reply::Alert(AlertDescription::UnrecognizedName)
             }
-            Refusal::UpstreamUnavailable => Reply::Alert(AlertDescription::InternalError),
+            Refusal::UpstreamUnavailable | Refusal::QueueFull | Refusal::QueueTimeout => {
+                Reply::Alert(AlertDescription::InternalError)
+            }
             Refusal::NotTls
             | Refusal::ClientHelloTimeout
             | Refusal::ClientHelloTooLarge
             | Refusal::ProxyHeaderUntrusted
             | Refusal::ProxyHeaderInvalid
             | Refusal::MaxConnections
-            | Refusal::MaxPending => Reply::Close,
+            | Refusal::MaxPending
+            | Refusal::ClientLimit => Reply::Close,
         }
     }
 
@@ -110,7 +126,11 @@ impl Refusal {
     pub fn side(self) -> Side {
         match self {
             Refusal::UpstreamUnavailable => Side::Upstream,
-            Refusal::MaxConnections | Refusal::MaxPending | Refusal::NoRoute => Side::Local,
+            Refusal::MaxConnections
+            | Refusal::MaxPending
+            | Refusal::NoRoute
+            | Refusal::QueueFull
+            | Refusal::QueueTimeout => Side::Local,
             _ => Side::Client,
         }
     }
@@ -137,7 +157,7 @@ mod tests {
                     .all(|c| c.is_ascii_lowercase() || c == b'_')
             );
         }
-        assert_eq!(seen.len(), 11);
+        assert_eq!(seen.len(), 14);
     }
 
     #[test]
@@ -152,5 +172,12 @@ mod tests {
         );
         assert_eq!(Refusal::PlaintextHttp.reply(), Reply::HttpBadRequest);
         assert_eq!(Refusal::NotTls.reply(), Reply::Close);
+        for queued in [Refusal::QueueFull, Refusal::QueueTimeout] {
+            assert_eq!(
+                queued.reply(),
+                Reply::Alert(AlertDescription::InternalError)
+            );
+        }
+        assert_eq!(Refusal::ClientLimit.reply(), Reply::Close);
     }
 }

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::access_log::AccessLog;
 use crate::admin::{self, AdminState};
 use crate::backend::Backend;
+use crate::client_limit::ClientTable;
 use crate::config::{AdminConfig, Config, ListenerConfig};
 use crate::drain::Phase;
 use crate::forward::Forwarding;
@@ -26,6 +27,7 @@ use crate::health;
 use crate::listener::{AcceptContext, accept_loop};
 use crate::metrics::Metrics;
 use crate::route::RouteTable;
+use crate::slots::Pools;
 
 /// A listener's settings and its connection permits.
 #[derive(Debug)]
@@ -36,6 +38,8 @@ pub struct ListenerState {
     pub permits: Arc<Semaphore>,
     /// One permit per connection not yet routed (`max_pending`).
     pub pending: Arc<Semaphore>,
+    /// Open connections per client address (`max_connections_per_client`).
+    pub clients: Arc<ClientTable>,
 }
 
 /// Routes and backends: what a reload replaces. Each connection takes the
@@ -54,14 +58,19 @@ pub struct Routing {
 
 impl Routing {
     /// Build from a validated configuration (no health checks running).
-    pub fn new(config: &Config) -> Routing {
+    /// Server slots come from `pools`, so servers that stay across a
+    /// reload keep counting the connections opened before it.
+    pub fn new(config: &Config, pools: &Pools) -> Routing {
         Routing {
             table: RouteTable::new(config),
             backends: config
                 .backends
                 .iter()
                 .cloned()
-                .map(|b| Arc::new(Backend::new(b)))
+                .map(|b| {
+                    let slots = pools.slots_for(&b);
+                    Arc::new(Backend::with_slots(b, slots))
+                })
                 .collect(),
             forwarding: config.forwarding,
             checks: CancellationToken::new(),
@@ -92,6 +101,8 @@ pub struct Server {
     admin: Option<TcpListener>,
     admin_config: AdminConfig,
     routing: watch::Sender<Arc<Routing>>,
+    /// Server slots and queues, by backend name, across reloads.
+    pools: Arc<Pools>,
     phase: watch::Sender<Phase>,
     metrics: Arc<Metrics>,
     log: AccessLog,
@@ -111,6 +122,7 @@ impl Server {
             let state = ListenerState {
                 permits: Arc::new(Semaphore::new(l.max_connections)),
                 pending: Arc::new(Semaphore::new(l.max_pending)),
+                clients: Arc::new(ClientTable::new(l.client_limit.clone())),
                 config: l.clone(),
             };
             listeners.push((Arc::new(state), socket));
@@ -125,7 +137,8 @@ impl Server {
         };
         let names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
         let metrics = Arc::new(Metrics::new(&names, &backend_servers(config)));
-        let routing = Routing::new(config);
+        let pools = Arc::new(Pools::new(Arc::clone(&metrics)));
+        let routing = Routing::new(config, &pools);
         routing.start_checks(&metrics);
         let (routing, _) = watch::channel(Arc::new(routing));
         let (phase, _) = watch::channel(Phase::Starting);
@@ -134,6 +147,7 @@ impl Server {
             admin,
             admin_config: config.admin.clone(),
             routing,
+            pools,
             phase,
             metrics,
             log,
@@ -170,6 +184,7 @@ impl Server {
     pub fn reload_handle(&self) -> ReloadHandle {
         ReloadHandle {
             routing: self.routing.clone(),
+            pools: Arc::clone(&self.pools),
             metrics: Arc::clone(&self.metrics),
             listeners: self
                 .listeners
@@ -262,6 +277,7 @@ impl Server {
 #[derive(Debug, Clone)]
 pub struct ReloadHandle {
     routing: watch::Sender<Arc<Routing>>,
+    pools: Arc<Pools>,
     metrics: Arc<Metrics>,
     listeners: Vec<ListenerConfig>,
 }
@@ -271,8 +287,10 @@ impl ReloadHandle {
     /// them; open connections keep theirs. Listener and admin changes cannot
     /// be applied to bound sockets: they are returned as warnings.
     pub fn apply(&self, config: &Config) -> Vec<String> {
-        let routing = Routing::new(config);
         self.metrics.set_backends(&backend_servers(config));
+        let routing = Routing::new(config, &self.pools);
+        let names: Vec<&str> = config.backends.iter().map(|b| b.name.as_str()).collect();
+        self.pools.retain(&names);
         routing.start_checks(&self.metrics);
         let old = self.routing.send_replace(Arc::new(routing));
         old.checks.cancel();
