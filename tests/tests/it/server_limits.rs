@@ -319,3 +319,58 @@ async fn per_client_limit_by_proxy_v2_address_with_an_exemption() {
     let mut m2 = send(proxy.addr, &via_balancer("192.0.2.100:2", 5)).await;
     assert!(greeted(&mut m1).await && greeted(&mut m2).await, "exempt");
 }
+
+#[tokio::test]
+async fn a_reload_keeps_counting_the_connections_opened_before_it() {
+    let (addr, mut server) = counting_server().await;
+    let (other, _other_server) = counting_server().await;
+    let proxy = ProxyUnderTest::new()
+        .route(&["gw.example.com"], "gw")
+        .backend_with(
+            "gw",
+            &[addr.to_string()],
+            &["max_connections_per_server = 1"],
+        );
+    let mut running = proxy.spawn().await;
+    let mut before = send(running.addr, &hello(1)).await;
+    let (mut up1, _) = accepted(&mut server, hello(1).len()).await;
+
+    // Reload: the server stays (another one joins, at its own limit of 1).
+    let reloaded = ProxyUnderTest::new()
+        .route(&["gw.example.com"], "gw")
+        .backend_with(
+            "gw",
+            &[addr.to_string(), other.to_string()],
+            &[
+                "max_connections_per_server = 1",
+                "balance = \"source_hash\"",
+            ],
+        );
+    let config = passthru::Config::from_toml(&reloaded.toml(), "reload.toml").unwrap();
+    let warnings = running.reload.apply(&config);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let line = format!("passthru_backend_server_active{{backend=\"gw\",server=\"{addr}\"}} 1");
+    wait_gauge(&running, &line).await;
+
+    // Two more: one goes to the new server, the next must wait, because the
+    // old server still counts the connection opened before the reload.
+    let _to_other = send(running.addr, &hello(2)).await;
+    let _third = send(running.addr, &hello(3)).await;
+    wait_gauge(&running, "passthru_backend_queue{backend=\"gw\"} 1").await;
+    assert!(
+        server.try_recv().is_err(),
+        "the kept server was not given a second"
+    );
+
+    // The connection from before the reload ends: its slot is freed and
+    // goes to the waiter.
+    before.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    up1.read_to_end(&mut rest).await.unwrap();
+    drop(up1);
+    let _ = read_to_end(&mut before).await;
+    assert_eq!(running.next_record().await.outcome, "ok");
+    let (_up3, got) = accepted(&mut server, hello(3).len()).await;
+    assert_eq!(got, hello(3));
+    wait_gauge(&running, "passthru_backend_queue{backend=\"gw\"} 0").await;
+}
