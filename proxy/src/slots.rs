@@ -152,7 +152,7 @@ impl BackendSlots {
             let id = st.next_waiter;
             st.next_waiter += 1;
             st.queue.push_back(Waiter { id, grant });
-            let tick = st.ramp_tick(started);
+            let tick = st.ramp_tick();
             let grants = st.pump(&self.pool, started);
             (id, started + st.limits.queue_timeout, tick, grants)
         };
@@ -464,15 +464,13 @@ impl State {
             .map(|(id, _)| id)
     }
 
-    /// How often a waiter looks for slots that a slow start opened
-    /// (`None`: no server of the backend is ramping).
-    fn ramp_tick(&self, now: Instant) -> Option<Duration> {
+    /// How often a waiter looks for slots that a slow start opened: with a
+    /// limit and a slow start, a server may begin to ramp (a health check
+    /// marks it up) while the connection waits. `None` without either.
+    fn ramp_tick(&self) -> Option<Duration> {
         let slow = self.limits.slow_start;
-        let ramping = self
-            .servers
-            .iter()
-            .any(|s| s.configured && ramp(s.since, slow, now).is_some());
-        ramping.then(|| (slow / 50).clamp(RAMP_TICK_MIN, RAMP_TICK_MAX))
+        (self.limits.max_per_server > 0 && !slow.is_zero())
+            .then(|| (slow / 50).clamp(RAMP_TICK_MIN, RAMP_TICK_MAX))
     }
 }
 
