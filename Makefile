@@ -76,7 +76,7 @@ bench-idle: deps
 bench-micro:
 	$(CARGO) bench -p passthru-benches
 
-## soak: the full connection storm (two waves of 2,000 TLS connections), release build
+## soak: the full connection storms (waves of 2,000 TLS connections; 2,000 agents reconnecting to a gateway of 50 with and without server limits), release build
 soak: deps
 	$(CARGO) test --release -p passthru-tests --test it -- --ignored soak --nocapture
 

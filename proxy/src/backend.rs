@@ -3,25 +3,33 @@
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::config::{BackendConfig, Balance};
+use crate::slots::BackendSlots;
 
 /// A backend and its balancing state.
 #[derive(Debug)]
 pub struct Backend {
     /// The validated configuration.
     pub config: BackendConfig,
+    /// Open connections per server, limits, queue and slow start (kept
+    /// across reloads by the server's `Pools`).
+    pub slots: BackendSlots,
     next: AtomicUsize,
-    active: Vec<AtomicUsize>,
     up: Vec<AtomicBool>,
 }
 
 impl Backend {
-    /// Runtime state for a configured backend.
+    /// Runtime state for a configured backend, with slots of its own.
     pub fn new(config: BackendConfig) -> Backend {
-        let active = config.servers.iter().map(|_| AtomicUsize::new(0)).collect();
+        let slots = BackendSlots::standalone(&config);
+        Backend::with_slots(config, slots)
+    }
+
+    /// Runtime state for a configured backend whose slots come from the
+    /// server's pools.
+    pub fn with_slots(config: BackendConfig, slots: BackendSlots) -> Backend {
         let up = config
             .servers
             .iter()
@@ -29,8 +37,8 @@ impl Backend {
             .collect();
         Backend {
             config,
+            slots,
             next: AtomicUsize::new(0),
-            active,
             up,
         }
     }
@@ -45,6 +53,8 @@ impl Backend {
         let (up, down): (Vec<usize>, Vec<usize>) =
             rotation.into_iter().partition(|&i| self.is_up(i));
         let mut order = up;
+        // slow start without a limit: ramp the share of a new server
+        self.slots.defer_ramping(&mut order);
         order.extend(down);
         order
     }
@@ -58,9 +68,15 @@ impl Backend {
 
     /// Mark server `index` up or down; returns whether that changed anything.
     pub fn set_up(&self, index: usize, up: bool) -> bool {
-        self.up
+        let changed = self
+            .up
             .get(index)
-            .is_some_and(|u| u.swap(up, Ordering::Relaxed) != up)
+            .is_some_and(|u| u.swap(up, Ordering::Relaxed) != up);
+        if changed {
+            // server limits: a server up again starts its slow start
+            self.slots.set_up(index, up);
+        }
+        changed
     }
 
     fn rotation(&self, client: IpAddr) -> Vec<usize> {
@@ -82,49 +98,22 @@ impl Backend {
                 let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
                 (0..n)
                     .map(|k| (start + k) % n)
-                    .min_by_key(|&i| (!is_up(i), self.active[i].load(Ordering::Relaxed)))
+                    .min_by_key(|&i| (!is_up(i), self.slots.active(i)))
                     .unwrap_or(start)
             }
         };
         (0..n).map(|k| (first + k) % n).collect()
     }
 
-    /// Count a connection to server `index` as open until the guard drops.
-    pub fn open(self: &Arc<Self>, index: usize) -> ActiveGuard {
-        if let Some(a) = self.active.get(index) {
-            a.fetch_add(1, Ordering::Relaxed);
-        }
-        ActiveGuard {
-            backend: Arc::clone(self),
-            index,
-        }
-    }
-
-    /// Connections currently open to server `index`.
+    /// Connections currently open to server `index` (every generation's).
     pub fn active(&self, index: usize) -> usize {
-        self.active
-            .get(index)
-            .map_or(0, |a| a.load(Ordering::Relaxed))
-    }
-}
-
-/// Keeps a server's open-connection count for `least_conn`.
-#[derive(Debug)]
-pub struct ActiveGuard {
-    backend: Arc<Backend>,
-    index: usize,
-}
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        if let Some(a) = self.backend.active.get(self.index) {
-            a.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.slots.active(index)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;
@@ -146,6 +135,7 @@ mod tests {
             via: None,
             send_proxy_protocol: crate::config::SendProxy::Off,
             health_check: None,
+            limits: crate::config::ServerLimits::default(),
         }))
     }
 
@@ -201,12 +191,13 @@ mod tests {
     #[test]
     fn least_conn_picks_the_idlest() {
         let b = backend(3, Balance::LeastConn);
-        let _g0 = b.open(0);
-        let _g0b = b.open(0);
-        let g2 = b.open(2);
+        let open = |i| b.slots.try_acquire(i).unwrap();
+        let _g0 = open(0);
+        let _g0b = open(0);
+        let g2 = open(2);
         assert_eq!(b.order(CLIENT)[0], 1);
-        let _g1 = b.open(1);
-        let _g1b = b.open(1);
+        let _g1 = open(1);
+        let _g1b = open(1);
         assert_eq!(b.order(CLIENT)[0], 2);
         drop(g2);
         assert_eq!(b.active(2), 0);

@@ -104,6 +104,42 @@ pub struct ListenerConfig {
     /// Idle timeout of the balancer in front, if known: `check` warns about
     /// keepalive and idle timeouts that exceed it.
     pub front_idle_timeout: Option<Duration>,
+    /// `max_connections_per_client` and `client_limit_exempt`.
+    pub client_limit: ClientLimit,
+}
+
+/// A listener's per-client limit (see "Per-client limit").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientLimit {
+    /// Open connections per client address; 0 = no limit.
+    pub max_per_client: usize,
+    /// Client addresses the limit ignores.
+    pub exempt: TrustedProxies,
+}
+
+/// A backend's server limits, queue and slow start (see "Server limits
+/// and the queue").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Open connections per server; 0 = no limit (and no queue).
+    pub max_per_server: usize,
+    /// Connections that may wait for a slot, per backend.
+    pub max_queue: usize,
+    /// How long one may wait.
+    pub queue_timeout: Duration,
+    /// Ramp of a server that comes up; zero = none.
+    pub slow_start: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> ServerLimits {
+        ServerLimits {
+            max_per_server: 0,
+            max_queue: 10_000,
+            queue_timeout: Duration::from_secs(10),
+            slow_start: Duration::ZERO,
+        }
+    }
 }
 
 /// `proxy_protocol`: which PROXY header a listener expects.
@@ -186,6 +222,8 @@ pub struct BackendConfig {
     pub send_proxy_protocol: SendProxy,
     /// Active health check, if any.
     pub health_check: Option<HealthCheck>,
+    /// Server limits, queue and slow start.
+    pub limits: ServerLimits,
 }
 
 impl Config {

@@ -21,6 +21,7 @@ use tracing::{debug, warn};
 
 use crate::access_log::{AccessLog, AccessRecord, Observed};
 use crate::backend::Backend;
+use crate::client_limit::{AtLimit, ClientSlot, ClientTable};
 use crate::clienthello::ClientHello;
 use crate::config::{ExpectProxy, ListenerConfig, SendProxy};
 use crate::forward::{Counters, End, Tap, forward_with};
@@ -42,6 +43,8 @@ use crate::upstream::{self, Upstream};
 pub struct ConnContext {
     /// The settings of the listener it arrived on.
     pub listener: Arc<ListenerConfig>,
+    /// Open connections per client address (`max_connections_per_client`).
+    pub clients: Arc<ClientTable>,
     /// Routes and backends, as of its accept.
     pub routing: Arc<Routing>,
     /// Where its access record goes.
@@ -60,22 +63,15 @@ pub async fn serve(
     pending: OwnedSemaphorePermit,
     ctx: ConnContext,
 ) {
-    let ConnContext {
-        listener,
-        routing,
-        log,
-        metrics,
-        stop,
-    } = ctx;
     let started = Instant::now();
-    metrics.connection_opened(&listener.name);
+    ctx.metrics.connection_opened(&ctx.listener.name);
     let mut stream = stream;
     let ended = tokio::select! {
-        ended = pipeline(&mut stream, &listener, &routing, &mut record, &metrics, pending, &stop) => ended,
-        () = stop.cancelled() => Err(Outcome::Stopped),
+        ended = pipeline(&mut stream, &ctx, &mut record, pending) => ended,
+        () = ctx.stop.cancelled() => Err(Outcome::Stopped),
     };
     record.duration = started.elapsed();
-    account(record, ended, &metrics, &log, Opened::Yes);
+    account(record, ended, &ctx.metrics, &ctx.log, Opened::Yes);
 }
 
 /// Whether the connection was counted as open (`connection_opened`):
@@ -126,16 +122,23 @@ pub(crate) fn account(
 /// The steps of one connection.
 async fn pipeline(
     client: &mut TcpStream,
-    cfg: &ListenerConfig,
-    routing: &Routing,
+    ctx: &ConnContext,
     record: &mut AccessRecord,
-    metrics: &Metrics,
     pending: OwnedSemaphorePermit,
-    stop: &CancellationToken,
 ) -> Result<End, Outcome> {
+    let (cfg, routing, metrics, stop) = (&*ctx.listener, &*ctx.routing, &*ctx.metrics, &ctx.stop);
     let mut side = ClientSide::new(client, cfg.client_hello_timeout);
     let mut front = Front::default();
-    let (hello, backend) = admit(&mut side, &mut front, cfg, routing, record, metrics).await?;
+    let (hello, backend) = admit(
+        &mut side,
+        &mut front,
+        cfg,
+        routing,
+        &ctx.clients,
+        record,
+        metrics,
+    )
+    .await?;
     // Routed: no longer pending.
     drop(pending);
     let opened = open_upstream(&side, &hello, backend, record, metrics).await;
@@ -173,10 +176,11 @@ async fn admit<'r, S: AsyncRead + AsyncWrite + Unpin>(
     front: &mut Front,
     cfg: &ListenerConfig,
     routing: &'r Routing,
+    clients: &Arc<ClientTable>,
     record: &mut AccessRecord,
     metrics: &Metrics,
 ) -> Result<(ClientHello, &'r Arc<Backend>), Outcome> {
-    let admitted = match read_front(side, front, cfg, routing, record, metrics).await {
+    let admitted = match read_front(side, front, cfg, routing, clients, record, metrics).await {
         Ok(hello) => route(&hello, routing, record).map(|backend| (hello, backend)),
         Err(early) => Err(early),
     };
@@ -242,6 +246,7 @@ impl From<HelloError> for Early {
 #[derive(Debug, Default)]
 struct Front {
     hello_version: Option<u16>,
+    client_slot: Option<ClientSlot>,
     connect_host: Option<String>,
     proxy_ssl_tlv: bool,
 }
@@ -254,6 +259,7 @@ async fn read_front<S: AsyncRead + AsyncWrite + Unpin>(
     front: &mut Front,
     cfg: &ListenerConfig,
     routing: &Routing,
+    clients: &Arc<ClientTable>,
     record: &mut AccessRecord,
     metrics: &Metrics,
 ) -> Result<ClientHello, Early> {
@@ -275,6 +281,15 @@ async fn read_front<S: AsyncRead + AsyncWrite + Unpin>(
             record.client = source;
         }
         front.proxy_ssl_tlv = header.tls_terminated;
+    }
+    // Wire step 1 ends with the client address known: the per-client
+    // limit applies from here, held until the connection ends.
+    match clients.admit(record.client.ip()) {
+        Ok(slot) => front.client_slot = slot,
+        Err(AtLimit) => {
+            debug!(client = %record.client, "max_connections_per_client reached; closing");
+            return Err(Refusal::ClientLimit.into());
+        }
     }
     let mut read = read_client_hello(
         &mut *side.stream,
@@ -372,17 +387,19 @@ async fn open_upstream(
         ),
     };
     let initial: [&[u8]; 2] = [&proxy_header, &side.buf];
-    match upstream::connect(backend, record.client.ip(), &initial).await {
+    match upstream::connect(backend, side.stream, record.client.ip(), &initial).await {
         Ok((upstream, connect_time)) => {
             metrics.upstream_connect(connect_time.as_secs_f64());
             record.server = Some(upstream.server.to_string());
             debug!(sni = ?hello.server_name, route = ?record.route, server = ?record.server, "routed");
             Ok(upstream)
         }
-        Err(error) => {
+        // upstream_unavailable, or the queue's queue_full / queue_timeout
+        Err(upstream::Failure::Refused(refusal, error)) => {
             record.detail = Some(error.to_string());
-            Err(Refusal::UpstreamUnavailable.into())
+            Err(refusal.into())
         }
+        Err(upstream::Failure::ClientGone) => Err(Early::Outcome(Outcome::ClientClosed)),
     }
 }
 
@@ -508,16 +525,28 @@ servers = ["127.0.0.1:9443"]
     ) -> (Result<String, Outcome>, AccessRecord, Vec<u8>, Metrics) {
         let config = Config::from_toml(CONFIG, "test.toml").unwrap();
         let cfg = &config.listeners[0];
-        let routing = Routing::new(&config);
+        let routing = Routing::new(
+            &config,
+            &crate::slots::Pools::new(Arc::new(Metrics::new(&[], &[]))),
+        );
         let metrics = Metrics::new(std::slice::from_ref(&cfg.name), &backend_servers(&config));
         let (mut far, mut near): (DuplexStream, DuplexStream) = tokio::io::duplex(64 * 1024);
         far.write_all(client).await.unwrap();
         let mut record = AccessRecord::new(&cfg.name, "192.0.2.7:50000".parse().unwrap());
         let mut side = ClientSide::new(&mut near, cfg.client_hello_timeout);
         let mut front = Front::default();
-        let admitted = admit(&mut side, &mut front, cfg, &routing, &mut record, &metrics)
-            .await
-            .map(|(_, backend)| backend.config.name.clone());
+        let clients = Arc::new(ClientTable::default());
+        let admitted = admit(
+            &mut side,
+            &mut front,
+            cfg,
+            &routing,
+            &clients,
+            &mut record,
+            &metrics,
+        )
+        .await
+        .map(|(_, backend)| backend.config.name.clone());
         drop(near);
         let mut reply = Vec::new();
         far.read_to_end(&mut reply).await.unwrap();
@@ -583,7 +612,10 @@ servers = ["127.0.0.1:9443"]
     async fn a_connect_client_that_leaves_is_client_closed() {
         let config = Config::from_toml(CONFIG, "test.toml").unwrap();
         let cfg = &config.listeners[0];
-        let routing = Routing::new(&config);
+        let routing = Routing::new(
+            &config,
+            &crate::slots::Pools::new(Arc::new(Metrics::new(&[], &[]))),
+        );
         let metrics = Metrics::new(std::slice::from_ref(&cfg.name), &backend_servers(&config));
         let (mut far, mut near) = tokio::io::duplex(1024);
         far.write_all(b"CONNECT gw.example.com:443 HTTP/1.1\r\nHost: gw")
@@ -597,6 +629,7 @@ servers = ["127.0.0.1:9443"]
             &mut Front::default(),
             cfg,
             &routing,
+            &Arc::new(ClientTable::default()),
             &mut record,
             &metrics,
         )

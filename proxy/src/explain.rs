@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::config::{Config, ExpectProxy, SendProxy};
+use crate::config::{Config, ExpectProxy, SendProxy, ServerLimits};
 use crate::route::{MatchKind, RouteTable, ServerNamePattern};
 
 /// Explain the routing of a connection with SNI `name` offering `alpn`.
@@ -86,6 +86,7 @@ pub fn explain(config: &Config, name: &str, alpn: &[String]) -> String {
         out,
         "  to the servers: {header}, then the ClientHello unchanged"
     );
+    let _ = writeln!(out, "  limits:   {}", limits(&backend.limits));
     for l in &config.listeners {
         let front = match l.proxy_protocol {
             ExpectProxy::Off => "no PROXY header expected".to_string(),
@@ -99,9 +100,47 @@ pub fn explain(config: &Config, name: &str, alpn: &[String]) -> String {
                 l.trusted_proxies.len()
             ),
         };
-        let _ = writeln!(out, "  listener: {} on {}: {front}", l.name, l.bind);
+        let per_client = match l.client_limit.max_per_client {
+            0 => String::new(),
+            n => format!(
+                "; at most {n} open per client address ({} exempt CIDRs), beyond: closed (client_limit)",
+                l.client_limit.exempt.len()
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "  listener: {} on {}: {front}{per_client}",
+            l.name, l.bind
+        );
     }
     out
+}
+
+/// The backend's server limits, queue and slow start, in one line.
+fn limits(l: &ServerLimits) -> String {
+    let fmt = |d| humantime::format_duration(d).to_string();
+    let ramp = if l.slow_start.is_zero() {
+        String::new()
+    } else if l.max_per_server == 0 {
+        format!(
+            "; slow start: a server that comes up gets 10% to 100% of its share of new connections over {}",
+            fmt(l.slow_start)
+        )
+    } else {
+        format!(
+            "; slow start: a server that comes up ramps its limit from 10% to 100% over {}",
+            fmt(l.slow_start)
+        )
+    };
+    if l.max_per_server == 0 {
+        return format!("no max_connections_per_server (no queue){ramp}");
+    }
+    format!(
+        "at most {} open per server; when every usable server is full, wait in a FIFO queue of at most {} (beyond: queue_full) for up to {} (then: queue_timeout){ramp}",
+        l.max_per_server,
+        l.max_queue,
+        fmt(l.queue_timeout)
+    )
 }
 
 fn matches(pattern: &ServerNamePattern, name: &str) -> bool {
@@ -145,6 +184,9 @@ servers = ["10.0.1.10:443", "10.0.1.11:443"]
 balance = "least_conn"
 via = "http://agent:secret@proxy.corp:3128"
 send_proxy_protocol = "v2"
+max_connections_per_server = 50
+max_queue = 2000
+queue_timeout = "15s"
 
 [[backend]]
 name = "h2"
@@ -153,6 +195,21 @@ servers = ["10.0.2.1:443"]
 
     fn config(extra: &str) -> Config {
         Config::from_toml(&format!("{CONFIG}{extra}"), "t.toml").unwrap()
+    }
+
+    #[test]
+    fn limits_and_queue_are_shown() {
+        let c = config("");
+        let out = explain(&c, "a.agents.example.com", &[]);
+        assert!(
+            out.contains("limits:   at most 50 open per server; when every usable server is full, wait in a FIFO queue of at most 2000 (beyond: queue_full) for up to 15s (then: queue_timeout)"),
+            "{out}"
+        );
+        let out = explain(&c, "gw.example.com", &["h2".to_string()]);
+        assert!(
+            out.contains("limits:   no max_connections_per_server (no queue)"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::access_log::{AccessLog, AccessRecord};
+use crate::client_limit::ClientTable;
 use crate::config::ListenerConfig;
 use crate::conn::{self, ConnContext, Opened, Outcome};
 use crate::metrics::Metrics;
@@ -29,6 +30,8 @@ pub struct ListenerState {
     pub permits: Arc<Semaphore>,
     /// One permit per connection not yet routed (`max_pending`).
     pub pending: Arc<Semaphore>,
+    /// Open connections per client address (`max_connections_per_client`).
+    pub clients: Arc<ClientTable>,
 }
 
 /// What an accept loop needs besides its socket.
@@ -111,6 +114,7 @@ pub(crate) async fn accept_loop(
             pending,
             ConnContext {
                 listener: Arc::clone(&state.config),
+                clients: Arc::clone(&state.clients),
                 routing,
                 log: ctx.log.clone(),
                 metrics: Arc::clone(&ctx.metrics),

@@ -34,6 +34,9 @@ pub struct Metrics {
     refused: Family<RefusedLabels, Counter>,
     upstream_connect: Histogram,
     server_up: Family<ServerLabels, Gauge>,
+    server_active: Family<ServerLabels, Gauge>,
+    queue: Family<BackendLabels, Gauge>,
+    queue_wait: Family<BackendLabels, Histogram>,
     /// Series handles of the listeners given to [`Metrics::new`].
     listeners: HashMap<String, ListenerSeries>,
     /// `passthru_connections_total` handles, keyed by [`connection_key`].
@@ -63,6 +66,11 @@ impl Metrics {
         let refused = Family::<RefusedLabels, Counter>::default();
         let upstream_connect = Histogram::new(CONNECT_BUCKETS);
         let server_up = Family::<ServerLabels, Gauge>::default();
+        let server_active = Family::<ServerLabels, Gauge>::default();
+        let queue = Family::<BackendLabels, Gauge>::default();
+        let queue_wait = Family::<BackendLabels, Histogram>::new_with_constructor(
+            queue_wait_histogram as fn() -> Histogram,
+        );
 
         registry.register(
             "passthru_connections",
@@ -95,6 +103,22 @@ impl Metrics {
             "Whether a backend server is considered up (1) or down (0)",
             server_up.clone(),
         );
+        registry.register(
+            "passthru_backend_server_active",
+            "Connections open to a backend server (what max_connections_per_server limits)",
+            server_active.clone(),
+        );
+        registry.register(
+            "passthru_backend_queue",
+            "Connections waiting for a free server slot, by backend",
+            queue.clone(),
+        );
+        registry.register_with_unit(
+            "passthru_queue_wait",
+            "Time connections waited in the backend queue (served or refused)",
+            Unit::Seconds,
+            queue_wait.clone(),
+        );
 
         let tls = tls::TlsMetrics::register(&mut registry);
         let listeners = listeners
@@ -113,6 +137,9 @@ impl Metrics {
             refused,
             upstream_connect,
             server_up,
+            server_active,
+            queue,
+            queue_wait,
             listeners,
             finished: RwLock::new(HashMap::new()),
             servers: Mutex::new(HashSet::new()),
@@ -138,9 +165,11 @@ impl Metrics {
         let mut known = lock(&self.servers);
         for gone in known.difference(&wanted) {
             self.server_up.remove(gone);
+            self.server_active.remove(gone);
         }
         for added in wanted.difference(&known) {
             self.server_up.get_or_create(added).set(1);
+            self.server_active.get_or_create(added).set(0);
         }
         *known = wanted;
     }
@@ -262,6 +291,36 @@ impl Metrics {
         }
     }
 
+    /// The `passthru_backend_server_active{backend,server}` gauge, for the
+    /// server slots to keep.
+    pub fn server_active(&self, backend: &str, server: &str) -> Gauge {
+        self.server_active
+            .get_or_create(&ServerLabels {
+                backend: backend.to_owned(),
+                server: server.to_owned(),
+            })
+            .clone()
+    }
+
+    /// The `passthru_backend_queue{backend}` gauge, for the queue to keep.
+    pub fn backend_queue(&self, backend: &str) -> Gauge {
+        self.queue
+            .get_or_create(&BackendLabels {
+                backend: backend.to_owned(),
+            })
+            .clone()
+    }
+
+    /// A connection left `backend`'s queue after `seconds` (served or
+    /// refused): observed in `passthru_queue_wait_seconds`.
+    pub fn queue_wait(&self, backend: &str, seconds: f64) {
+        self.queue_wait
+            .get_or_create(&BackendLabels {
+                backend: backend.to_owned(),
+            })
+            .observe(seconds);
+    }
+
     /// The OpenMetrics text exposition of every family, ending in `# EOF`.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
@@ -365,6 +424,15 @@ struct ServerLabels {
     server: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BackendLabels {
+    backend: String,
+}
+
+fn queue_wait_histogram() -> Histogram {
+    Histogram::new(QUEUE_BUCKETS)
+}
+
 /// Writes an unambiguous cache key for a label tuple into `key`: each value
 /// prefixed by its length, so no value can run into the next.
 fn connection_key(key: &mut String, values: [&str; 4]) {
@@ -400,6 +468,11 @@ const DOWNSTREAM: &str = "downstream";
 /// `passthru_upstream_connect_seconds` buckets: 0.5 ms to 10 s.
 const CONNECT_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// `passthru_queue_wait_seconds` buckets: 1 ms to 30 s.
+const QUEUE_BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
 #[cfg(test)]

@@ -41,6 +41,13 @@ pub enum Refusal {
     /// An inbound CONNECT to a name passthru does not route: `403`, counted
     /// as `no_route`.
     ConnectNoRoute,
+    /// The client address already had `max_connections_per_client` open.
+    ClientLimit,
+    /// Every usable server was at its limit and `max_queue` connections
+    /// already waited.
+    QueueFull,
+    /// No server slot freed within `queue_timeout`.
+    QueueTimeout,
 }
 
 /// What passthru writes to the client before closing.
@@ -71,7 +78,7 @@ pub enum Side {
 impl Refusal {
     /// Every `reason` label, in the order metrics list them (the CONNECT
     /// variants share the labels of `plaintext_http` and `no_route`).
-    pub const ALL: [Refusal; 11] = [
+    pub const ALL: [Refusal; 14] = [
         Refusal::PlaintextHttp,
         Refusal::NotTls,
         Refusal::ClientHelloTimeout,
@@ -83,6 +90,9 @@ impl Refusal {
         Refusal::MaxPending,
         Refusal::UpstreamUnavailable,
         Refusal::ConnectSniMismatch,
+        Refusal::ClientLimit,
+        Refusal::QueueFull,
+        Refusal::QueueTimeout,
     ];
 
     /// The `reason` label, exactly as in the spec.
@@ -99,6 +109,9 @@ impl Refusal {
             Refusal::MaxPending => "max_pending",
             Refusal::UpstreamUnavailable => "upstream_unavailable",
             Refusal::ConnectSniMismatch => "connect_sni_mismatch",
+            Refusal::ClientLimit => "client_limit",
+            Refusal::QueueFull => "queue_full",
+            Refusal::QueueTimeout => "queue_timeout",
         }
     }
 
@@ -111,14 +124,17 @@ impl Refusal {
             Refusal::NoRoute | Refusal::ConnectSniMismatch => {
                 Reply::Alert(AlertDescription::UnrecognizedName)
             }
-            Refusal::UpstreamUnavailable => Reply::Alert(AlertDescription::InternalError),
+            Refusal::UpstreamUnavailable | Refusal::QueueFull | Refusal::QueueTimeout => {
+                Reply::Alert(AlertDescription::InternalError)
+            }
             Refusal::NotTls
             | Refusal::ClientHelloTimeout
             | Refusal::ClientHelloTooLarge
             | Refusal::ProxyHeaderUntrusted
             | Refusal::ProxyHeaderInvalid
             | Refusal::MaxConnections
-            | Refusal::MaxPending => Reply::Close,
+            | Refusal::MaxPending
+            | Refusal::ClientLimit => Reply::Close,
         }
     }
 
@@ -129,7 +145,9 @@ impl Refusal {
             Refusal::MaxConnections
             | Refusal::MaxPending
             | Refusal::NoRoute
-            | Refusal::ConnectNoRoute => Side::Local,
+            | Refusal::ConnectNoRoute
+            | Refusal::QueueFull
+            | Refusal::QueueTimeout => Side::Local,
             _ => Side::Client,
         }
     }
@@ -235,7 +253,7 @@ mod tests {
                     .all(|c| c.is_ascii_lowercase() || c == b'_')
             );
         }
-        assert_eq!(seen.len(), 11);
+        assert_eq!(seen.len(), 14);
     }
 
     #[test]
@@ -258,6 +276,13 @@ mod tests {
             Refusal::ConnectNoRoute.reply(),
             Reply::ConnectError("403 Forbidden")
         );
+        for queued in [Refusal::QueueFull, Refusal::QueueTimeout] {
+            assert_eq!(
+                queued.reply(),
+                Reply::Alert(AlertDescription::InternalError)
+            );
+        }
+        assert_eq!(Refusal::ClientLimit.reply(), Reply::Close);
     }
 
     #[test]

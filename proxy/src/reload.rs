@@ -14,11 +14,13 @@ use crate::config::{Config, ListenerConfig};
 use crate::metrics::Metrics;
 use crate::routing::{Routing, backend_servers};
 use crate::signal::Reloads;
+use crate::slots::Pools;
 
 /// Applies a new configuration's routes and backends to a running server.
 #[derive(Debug, Clone)]
 pub struct ReloadHandle {
     pub(crate) routing: watch::Sender<Arc<Routing>>,
+    pub(crate) pools: Arc<Pools>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) listeners: Vec<ListenerConfig>,
 }
@@ -28,8 +30,10 @@ impl ReloadHandle {
     /// them; open connections keep theirs. Listener and admin changes cannot
     /// be applied to bound sockets: they are returned as warnings.
     pub fn apply(&self, config: &Config) -> Vec<String> {
-        let routing = Routing::new(config);
         self.metrics.set_backends(&backend_servers(config));
+        let routing = Routing::new(config, &self.pools);
+        let names: Vec<&str> = config.backends.iter().map(|b| b.name.as_str()).collect();
+        self.pools.retain(&names);
         routing.start_checks(&self.metrics);
         let old = self.routing.send_replace(Arc::new(routing));
         old.stop_checks();

@@ -11,6 +11,7 @@ use crate::config::{Config, Forwarding};
 use crate::health;
 use crate::metrics::Metrics;
 use crate::route::RouteTable;
+use crate::slots::Pools;
 
 /// Routes and backends: what a reload replaces. Each connection takes the
 /// current one when it is accepted and keeps it to the end.
@@ -28,14 +29,19 @@ pub struct Routing {
 
 impl Routing {
     /// Build from a validated configuration (no health checks running).
-    pub fn new(config: &Config) -> Routing {
+    /// Server slots come from `pools`, so servers that stay across a
+    /// reload keep counting the connections opened before it.
+    pub fn new(config: &Config, pools: &Pools) -> Routing {
         Routing {
             table: RouteTable::from_routes(&config.routes, config.default_backend),
             backends: config
                 .backends
                 .iter()
                 .cloned()
-                .map(|b| Arc::new(Backend::new(b)))
+                .map(|b| {
+                    let slots = pools.slots_for(&b);
+                    Arc::new(Backend::with_slots(b, slots))
+                })
                 .collect(),
             forwarding: config.forwarding,
             checks: CancellationToken::new(),

@@ -18,12 +18,14 @@ use tracing::{info, warn};
 
 use crate::access_log::AccessLog;
 use crate::admin::{self, AdminState};
+use crate::client_limit::ClientTable;
 use crate::config::{AdminConfig, Config, ListenerConfig};
 use crate::drain::Phase;
 use crate::listener::{AcceptContext, ListenerState, accept_loop};
 use crate::metrics::Metrics;
 use crate::reload::ReloadHandle;
 use crate::routing::{Routing, backend_servers};
+use crate::slots::Pools;
 
 /// Why a listener or the admin port could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,8 @@ pub struct Server {
     admin: Option<TcpListener>,
     admin_config: AdminConfig,
     routing: watch::Sender<Arc<Routing>>,
+    /// Server slots and queues, by backend name, across reloads.
+    pools: Arc<Pools>,
     phase: watch::Sender<Phase>,
     metrics: Arc<Metrics>,
     log: AccessLog,
@@ -63,6 +67,7 @@ impl Server {
             let state = ListenerState {
                 permits: Arc::new(Semaphore::new(l.max_connections)),
                 pending: Arc::new(Semaphore::new(l.max_pending)),
+                clients: Arc::new(ClientTable::new(l.client_limit.clone())),
                 config: Arc::new(l.clone()),
             };
             listeners.push((Arc::new(state), socket));
@@ -77,7 +82,8 @@ impl Server {
         };
         let names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
         let metrics = Arc::new(Metrics::new(&names, &backend_servers(config)));
-        let routing = Routing::new(config);
+        let pools = Arc::new(Pools::new(Arc::clone(&metrics)));
+        let routing = Routing::new(config, &pools);
         routing.start_checks(&metrics);
         let (routing, _) = watch::channel(Arc::new(routing));
         let (phase, _) = watch::channel(Phase::Starting);
@@ -86,6 +92,7 @@ impl Server {
             admin,
             admin_config: config.admin.clone(),
             routing,
+            pools,
             phase,
             metrics,
             log,
@@ -122,6 +129,7 @@ impl Server {
     pub fn reload_handle(&self) -> ReloadHandle {
         ReloadHandle {
             routing: self.routing.clone(),
+            pools: Arc::clone(&self.pools),
             metrics: Arc::clone(&self.metrics),
             listeners: self
                 .listeners

@@ -1,7 +1,10 @@
 //! Reaching a server of the chosen backend: in balanced order, each server
 //! once, directly or through the backend's `via` CONNECT hop, and replaying
 //! the buffered bytes. A server that fails before any byte reached the
-//! client is skipped for the next one.
+//! client is skipped for the next one. A server at its limit is skipped
+//! like a down one; when every usable server is full, the connection
+//! waits in the backend's queue (see `slots.rs`) for the first slot that
+//! frees.
 
 use std::io;
 use std::sync::Arc;
@@ -15,7 +18,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::warn;
 
-use crate::backend::{ActiveGuard, Backend};
+use crate::backend::Backend;
+use crate::refusal::Refusal;
+use crate::slots::{QueueExit, Slot};
 
 /// A server connection, ready to forward.
 #[derive(Debug)]
@@ -26,11 +31,23 @@ pub(crate) struct Upstream {
     pub(crate) leftover: Bytes,
     /// The server, as configured.
     pub(crate) server: ServerAddr,
-    /// Keeps the server's open-connection count for `least_conn`.
-    pub(crate) _active: ActiveGuard,
+    /// The connection's place on the server (its open-connection count,
+    /// for limits and `least_conn`), released when the connection drops.
+    pub(crate) _slot: Slot,
 }
 
-/// Why no server of a backend took the connection: the last server's error.
+/// Why no server took the connection.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Refused (`upstream_unavailable`, `queue_full`, `queue_timeout`),
+    /// with the error for the log.
+    Refused(Refusal, UpstreamError),
+    /// The client went away while its connection waited in the queue.
+    ClientGone,
+}
+
+/// Why no server of a backend took the connection: the last server's
+/// error, or why the queue gave up.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum UpstreamError {
     /// The backend has no server to try.
@@ -50,77 +67,133 @@ pub(crate) enum UpstreamError {
         /// The socket error.
         source: io::Error,
     },
+    /// Every usable server was full and the queue was too.
+    #[error(
+        "every server is at max_connections_per_server and max_queue = {max_queue} connections already wait"
+    )]
+    QueueFull {
+        /// `max_queue` of the backend.
+        max_queue: usize,
+    },
+    /// No slot freed in time.
+    #[error("no server slot freed within queue_timeout")]
+    QueueTimeout,
 }
 
 /// Try the servers of `backend` for a client at `client_ip`, writing
-/// `initial` (PROXY header, ClientHello) to the first that accepts it: the
-/// replay of wire step 6 happens here, because a server that fails before
-/// it has them is skipped for the next one. On failure returns the last
-/// server's error.
+/// `initial` (PROXY header, ClientHello) to the first that accepts it.
+/// When every server it may use is at its limit, wait in the queue,
+/// watching `client` for EOF without reading from it.
 pub(crate) async fn connect(
     backend: &Arc<Backend>,
+    client: &TcpStream,
     client_ip: std::net::IpAddr,
     initial: &[&[u8]],
-) -> Result<(Upstream, std::time::Duration), UpstreamError> {
+) -> Result<(Upstream, std::time::Duration), Failure> {
     let cfg = &backend.config;
     let mut last = UpstreamError::NoServers;
+    let mut full = false;
     for index in backend.order(client_ip) {
         let Some(server) = cfg.servers.get(index) else {
             continue;
         };
-        let started = Instant::now();
-        let opened = match &cfg.via {
-            None => dial(server, cfg.connect_timeout, cfg.tcp_keepalive)
-                .await
-                .map(|s| (s, Bytes::new()))
-                .map_err(UpstreamError::from),
-            Some(via) => tunnel_with_keepalive(
-                via,
-                &server.to_string(),
-                cfg.connect_timeout,
-                cfg.tcp_keepalive,
-            )
-            .await
-            .map(|t| {
-                passthru_net::dial::set_options(&t.stream, cfg.tcp_keepalive);
-                (t.stream, t.leftover)
-            })
-            .map_err(UpstreamError::from),
-        };
-        let connect_time = started.elapsed();
-        let (stream, leftover) = match opened {
-            Ok(pair) => pair,
-            Err(error) => {
-                warn!(backend = %cfg.name, %server, %error, "server unreachable; trying the next server");
-                last = error;
-                continue;
-            }
-        };
-        let mut written = Ok(());
-        for part in initial {
-            written = write_all(&stream, part).await;
-            if written.is_err() {
-                break;
-            }
-        }
-        if let Err(error) = written {
-            warn!(backend = %cfg.name, %server, %error, "server closed before the ClientHello was delivered; trying the next server");
-            last = UpstreamError::Replay {
-                server: server.clone(),
-                source: error,
-            };
+        let Some(slot) = backend.slots.try_acquire(index) else {
+            full = true;
             continue;
+        };
+        match dial_and_replay(backend, server, slot, initial).await {
+            Ok(done) => return Ok(done),
+            Err(error) => last = error,
         }
-        return Ok((
-            Upstream {
-                stream,
-                leftover,
-                server: server.clone(),
-                _active: backend.open(index),
-            },
-            connect_time,
-        ));
+    }
+    // Every server it could use was full: queue, first in first out, and
+    // try the server whose slot freed (a failed one sends it back in line).
+    let mut rounds = 0;
+    while full && rounds <= cfg.servers.len() {
+        rounds += 1;
+        let slot = backend
+            .slots
+            .wait(client)
+            .await
+            .map_err(|exit| match exit {
+                QueueExit::Full => Failure::Refused(
+                    Refusal::QueueFull,
+                    UpstreamError::QueueFull {
+                        max_queue: backend.slots.limits().max_queue,
+                    },
+                ),
+                QueueExit::Timeout => {
+                    Failure::Refused(Refusal::QueueTimeout, UpstreamError::QueueTimeout)
+                }
+                QueueExit::ClientGone => Failure::ClientGone,
+            })?;
+        let server = slot.server();
+        match dial_and_replay(backend, &server, slot, initial).await {
+            Ok(done) => return Ok(done),
+            Err(error) => last = error,
+        }
     }
     warn!(backend = %cfg.name, error = %last, "no server of the backend could be reached");
-    Err(last)
+    Err(Failure::Refused(Refusal::UpstreamUnavailable, last))
+}
+
+/// Open a connection to `server` (directly or through the hop) holding
+/// `slot`, and write `initial` to it. The slot is released on failure.
+async fn dial_and_replay(
+    backend: &Backend,
+    server: &ServerAddr,
+    slot: Slot,
+    initial: &[&[u8]],
+) -> Result<(Upstream, std::time::Duration), UpstreamError> {
+    let cfg = &backend.config;
+    let started = Instant::now();
+    let opened = match &cfg.via {
+        None => dial(server, cfg.connect_timeout, cfg.tcp_keepalive)
+            .await
+            .map(|s| (s, Bytes::new()))
+            .map_err(UpstreamError::from),
+        Some(via) => tunnel_with_keepalive(
+            via,
+            &server.to_string(),
+            cfg.connect_timeout,
+            cfg.tcp_keepalive,
+        )
+        .await
+        .map(|t| {
+            passthru_net::dial::set_options(&t.stream, cfg.tcp_keepalive);
+            (t.stream, t.leftover)
+        })
+        .map_err(UpstreamError::from),
+    };
+    let connect_time = started.elapsed();
+    let (stream, leftover) = match opened {
+        Ok(pair) => pair,
+        Err(error) => {
+            warn!(backend = %cfg.name, %server, %error, "server unreachable; trying the next server");
+            return Err(error);
+        }
+    };
+    let mut written = Ok(());
+    for part in initial {
+        written = write_all(&stream, part).await;
+        if written.is_err() {
+            break;
+        }
+    }
+    if let Err(error) = written {
+        warn!(backend = %cfg.name, %server, %error, "server closed before the ClientHello was delivered; trying the next server");
+        return Err(UpstreamError::Replay {
+            server: server.clone(),
+            source: error,
+        });
+    }
+    Ok((
+        Upstream {
+            stream,
+            leftover,
+            server: server.clone(),
+            _slot: slot,
+        },
+        connect_time,
+    ))
 }

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use passthru_certs::Identity;
 use passthru_certs::fingerprint::sha256_hex;
@@ -36,6 +37,7 @@ pub struct TlsBackend {
     identity: Identity,
     client_roots: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
     alpn: Vec<Vec<u8>>,
+    max_open: Option<usize>,
 }
 
 /// A running [`TlsBackend`].
@@ -43,6 +45,25 @@ pub struct RunningTls {
     /// Where it listens.
     pub addr: SocketAddr,
     seen: mpsc::UnboundedReceiver<Seen>,
+    load: Arc<Load>,
+}
+
+/// Connections a [`TlsBackend`] has open, the most it had at once, and
+/// how many it turned away.
+#[derive(Debug, Default)]
+struct Load {
+    open: AtomicUsize,
+    peak: AtomicUsize,
+    turned_away: AtomicUsize,
+}
+
+/// One open connection of a [`TlsBackend`], counted until it drops.
+struct Open(Arc<Load>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl TlsBackend {
@@ -52,7 +73,16 @@ impl TlsBackend {
             identity: lab.pki.gateway.clone(),
             client_roots: None,
             alpn: Vec::new(),
+            max_open: None,
         }
+    }
+
+    /// Model a gateway that can handle only `n` connections (handshakes
+    /// included) at once: beyond them it resets new connections at accept,
+    /// as a gateway at its connection limit does.
+    pub fn max_open(mut self, n: usize) -> TlsBackend {
+        self.max_open = Some(n);
+        self
     }
 
     /// Present another certificate.
@@ -99,8 +129,21 @@ impl TlsBackend {
         let listener = bind_with_backlog();
         let addr = listener.local_addr().expect("addr");
         let (tx, seen) = mpsc::unbounded_channel();
+        let load = Arc::new(Load::default());
+        let counted = Arc::clone(&load);
+        let max_open = self.max_open.unwrap_or(usize::MAX);
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
+                let open = counted.open.fetch_add(1, Ordering::SeqCst) + 1;
+                let guard = Open(Arc::clone(&counted));
+                if open > max_open {
+                    counted.turned_away.fetch_add(1, Ordering::SeqCst);
+                    let _ =
+                        socket2::SockRef::from(&tcp).set_linger(Some(std::time::Duration::ZERO));
+                    drop((tcp, guard));
+                    continue;
+                }
+                counted.peak.fetch_max(open, Ordering::SeqCst);
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 tokio::spawn(async move {
@@ -127,17 +170,21 @@ impl TlsBackend {
                         error: None,
                     };
                     let _ = tx.send(seen.clone());
-                    serve_plain(&mut tls, &seen).await;
+                    serve_plain(&mut tls, &seen, guard).await;
                 });
             }
         });
-        RunningTls { addr, seen }
+        RunningTls { addr, seen, load }
     }
 }
 
+/// Serve one connection; `open` stops counting it once the client is done
+/// (before the close, so that a proxy reusing the slot cannot be counted
+/// twice).
 async fn serve_plain<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     s: &mut S,
     seen: &Seen,
+    open: Open,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     let mut first = true;
@@ -163,10 +210,21 @@ async fn serve_plain<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
             break;
         }
     }
+    drop(open);
     let _ = s.shutdown().await;
 }
 
 impl RunningTls {
+    /// The most connections it had open at once.
+    pub fn peak_open(&self) -> usize {
+        self.load.peak.load(Ordering::SeqCst)
+    }
+
+    /// Connections it reset at accept for being beyond [`TlsBackend::max_open`].
+    pub fn turned_away(&self) -> usize {
+        self.load.turned_away.load(Ordering::SeqCst)
+    }
+
     /// What the backend saw on its next connection.
     pub async fn next_seen(&mut self) -> Seen {
         within("the TLS backend to finish a handshake", self.seen.recv())

@@ -32,6 +32,8 @@ pub struct RunningProxy {
     pub admin_addr: Option<SocketAddr>,
     /// The server's metrics.
     pub metrics: std::sync::Arc<passthru::metrics::Metrics>,
+    /// Applies another configuration, as SIGHUP does.
+    pub reload: passthru::reload::ReloadHandle,
     records: mpsc::UnboundedReceiver<AccessRecord>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -150,6 +152,7 @@ impl ProxyUnderTest {
         let addr = server.local_addrs()[0].1;
         let admin_addr = server.admin_addr();
         let metrics = server.metrics();
+        let reload = server.reload_handle();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
@@ -158,6 +161,7 @@ impl ProxyUnderTest {
             addr,
             admin_addr,
             metrics,
+            reload,
             records,
             shutdown: Some(tx),
             task: Some(task),

@@ -40,6 +40,8 @@ pub(crate) struct FileListener {
     pub(crate) front_idle_timeout: Option<Duration>,
     pub(crate) observe_handshake: Option<bool>,
     pub(crate) accept_connect: Option<bool>,
+    pub(crate) max_connections_per_client: Option<i64>,
+    pub(crate) client_limit_exempt: Option<Vec<String>>,
 }
 
 /// One `[[route]]` table.
@@ -76,6 +78,12 @@ pub(crate) struct FileBackend {
     pub(crate) send_proxy_protocol: Option<String>,
     pub(crate) via: Option<String>,
     pub(crate) health_check: Option<FileHealthCheck>,
+    pub(crate) max_connections_per_server: Option<i64>,
+    pub(crate) max_queue: Option<i64>,
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) queue_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) slow_start: Option<Duration>,
 }
 
 /// The `[admin]` table.

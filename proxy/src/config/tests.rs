@@ -454,3 +454,74 @@ fn front_idle_timeout_warnings() {
     .unwrap();
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
+
+#[test]
+fn server_limits_queue_and_slow_start() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.backends[0].limits, ServerLimits::default());
+    assert_eq!(c.backends[0].limits.max_per_server, 0);
+    assert_eq!(c.backends[0].limits.max_queue, 10_000);
+    assert_eq!(c.backends[0].limits.queue_timeout, Duration::from_secs(10));
+    let c = parse(&with(
+        "",
+        "max_connections_per_server = 50\nmax_queue = 3000\nqueue_timeout = \"20s\"\nslow_start = \"1m\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.backends[0].limits,
+        ServerLimits {
+            max_per_server: 50,
+            max_queue: 3000,
+            queue_timeout: Duration::from_secs(20),
+            slow_start: Duration::from_secs(60),
+        }
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let e = err(&with("", "max_connections_per_server = -1")).to_string();
+    assert!(e.contains("backend[0].max_connections_per_server"), "{e}");
+    let e = err(&with(
+        "",
+        "max_connections_per_server = 5\nqueue_timeout = \"0s\"",
+    ))
+    .to_string();
+    assert!(e.contains("backend[0].queue_timeout"), "{e}");
+}
+
+#[test]
+fn queue_keys_without_a_limit_and_long_queue_waits_warn() {
+    let c = parse(&with("", "max_queue = 100")).unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].contains("without max_connections_per_server"),
+        "{:?}",
+        c.warnings
+    );
+    let c = parse(&with(
+        "",
+        "max_connections_per_server = 10\nqueue_timeout = \"45s\"",
+    ))
+    .unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].contains("backend[0].queue_timeout = \"45s\" is above 30s"),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
+fn per_client_limit() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.listeners[0].client_limit, ClientLimit::default());
+    let c = parse(&with(
+        "max_connections_per_client = 20\nclient_limit_exempt = [\"10.9.0.0/24\", \"2001:db8::/64\"]",
+        "",
+    ))
+    .unwrap();
+    let limit = &c.listeners[0].client_limit;
+    assert_eq!(limit.max_per_client, 20);
+    assert!(limit.exempt.contains("10.9.0.44".parse().unwrap()));
+    assert!(!limit.exempt.contains("10.9.1.1".parse().unwrap()));
+    let e = err(&with("client_limit_exempt = [\"10.9.0.0/33\"]", "")).to_string();
+    assert!(e.contains("listener[0].client_limit_exempt[0]"), "{e}");
+}

@@ -11,8 +11,8 @@ use passthru_net::addr::split_host_port;
 
 use super::file::{FileAdmin, FileBackend, FileConfig, FileListener, FileRoute};
 use super::{
-    AdminConfig, BackendConfig, Balance, Config, ExpectProxy, Forwarding, HealthCheck,
-    ListenerConfig, RouteConfig, SendProxy, ServerAddr, ViaUrl,
+    AdminConfig, BackendConfig, Balance, ClientLimit, Config, ExpectProxy, Forwarding, HealthCheck,
+    ListenerConfig, RouteConfig, SendProxy, ServerAddr, ServerLimits, ViaUrl,
 };
 use crate::route::ServerNamePattern;
 use crate::trust::TrustedProxies;
@@ -287,6 +287,7 @@ impl Validator<'_> {
             }
         };
         self.front_idle_warnings(&listeners, &backends, &mut warnings);
+        self.limit_warnings(&file.backend, &backends, &mut warnings);
         Ok(Config {
             origin: self.origin.to_string(),
             listeners,
@@ -498,6 +499,7 @@ impl Validator<'_> {
             front_idle_timeout: l.front_idle_timeout,
             proxy_protocol,
             trusted_proxies,
+            client_limit: self.client_limit(i, l)?,
         })
     }
 
@@ -653,7 +655,97 @@ impl Validator<'_> {
             via,
             send_proxy_protocol,
             health_check,
+            limits: self.server_limits(i, b)?,
         })
+    }
+
+    /// `max_connections_per_client` and `client_limit_exempt` of listener `i`.
+    fn client_limit(&self, i: usize, l: &FileListener) -> Result<ClientLimit, ConfigError> {
+        let key = |k: &str| format!("listener[{i}].{k}");
+        let max_per_client = self.bounded(
+            &key("max_connections_per_client"),
+            l.max_connections_per_client,
+            0,
+            0..=MAX_CONNECTIONS,
+        )?;
+        let exempt = match &l.client_limit_exempt {
+            None => TrustedProxies::default(),
+            Some(list) => TrustedProxies::parse(list).map_err(|(pos, reason)| {
+                let value = list.get(pos).map_or(String::new(), |v| quote(v));
+                self.invalid(
+                    key(&format!("client_limit_exempt[{pos}]")),
+                    &value,
+                    &format!("a CIDR such as \"10.9.0.0/24\" or \"2001:db8::/64\" ({reason})"),
+                )
+            })?,
+        };
+        Ok(ClientLimit {
+            max_per_client,
+            exempt,
+        })
+    }
+
+    /// `max_connections_per_server`, `max_queue`, `queue_timeout` and
+    /// `slow_start` of backend `i`.
+    fn server_limits(&self, i: usize, b: &FileBackend) -> Result<ServerLimits, ConfigError> {
+        let key = |k: &str| format!("backend[{i}].{k}");
+        let defaults = ServerLimits::default();
+        let max_per_server = self.bounded(
+            &key("max_connections_per_server"),
+            b.max_connections_per_server,
+            0,
+            0..=MAX_CONNECTIONS,
+        )?;
+        let max_queue = self.bounded(
+            &key("max_queue"),
+            b.max_queue,
+            defaults.max_queue,
+            0..=MAX_CONNECTIONS,
+        )?;
+        let queue_timeout = b.queue_timeout.unwrap_or(defaults.queue_timeout);
+        self.positive(&key("queue_timeout"), queue_timeout)?;
+        let slow_start = b.slow_start.unwrap_or(Duration::ZERO);
+        if slow_start > MAX_TIMEOUT {
+            return Err(self.invalid(
+                key("slow_start"),
+                &quote(&humantime::format_duration(slow_start).to_string()),
+                "a duration of at most 1 day (\"0s\" = off)",
+            ));
+        }
+        Ok(ServerLimits {
+            max_per_server,
+            max_queue,
+            queue_timeout,
+            slow_start,
+        })
+    }
+
+    /// Queue keys that do nothing, and queue waits longer than an agent's
+    /// handshake timeout.
+    fn limit_warnings(
+        &self,
+        file: &[FileBackend],
+        backends: &[BackendConfig],
+        warnings: &mut Vec<String>,
+    ) {
+        let fmt = |d: Duration| humantime::format_duration(d).to_string();
+        for (j, (f, b)) in file.iter().zip(backends).enumerate() {
+            let queue_keys = f.max_queue.is_some() || f.queue_timeout.is_some();
+            if b.limits.max_per_server == 0 && queue_keys {
+                warnings.push(format!(
+                    "{}: backend[{j}] sets max_queue or queue_timeout without max_connections_per_server: no connection ever waits, the keys have no effect",
+                    self.origin
+                ));
+            }
+            if b.limits.max_per_server > 0 && b.limits.queue_timeout > CLIENT_HANDSHAKE_TIMEOUT {
+                warnings.push(format!(
+                    "{}: backend[{j}].queue_timeout = \"{}\" is above {}, the usual client handshake timeout: agents give up and retry before their turn comes",
+                    self.origin,
+                    fmt(b.limits.queue_timeout),
+                    fmt(CLIENT_HANDSHAKE_TIMEOUT)
+                ));
+            }
+        }
     }
 
     fn positive(&self, key: &str, d: Duration) -> Result<(), ConfigError> {
@@ -786,3 +878,5 @@ const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// What most TLS clients allow a handshake (and so a queued connection).
+const CLIENT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -38,7 +38,7 @@ fn fresh_metrics_expose_every_series_a_dashboard_needs_at_zero() {
         .lines()
         .filter(|line| line.starts_with("passthru_refused_total{"))
         .count();
-    assert_eq!(refused_lines, 11);
+    assert_eq!(refused_lines, 14);
     assert!(text.contains("# TYPE passthru_upstream_connect_seconds histogram\n"));
     assert_eq!(
         value(&text, "passthru_upstream_connect_seconds_count"),

@@ -15,6 +15,7 @@ mod observe;
 mod offload;
 mod proxy_protocol;
 mod routing;
+mod server_limits;
 mod storm;
 
 use std::net::SocketAddr;

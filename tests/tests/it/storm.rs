@@ -140,3 +140,141 @@ async fn soak_waves_of_two_thousand_connections() {
         rss[2]
     );
 }
+
+/// What became of the agents of a reconnect storm.
+#[derive(Debug)]
+struct StormReport {
+    agents: usize,
+    /// Handshake, one exchange and a clean close, within the agent's
+    /// handshake timeout.
+    completed: usize,
+    /// The most connections the gateway had open at once.
+    gateway_peak: usize,
+    /// Connections the gateway reset for being beyond its capacity.
+    turned_away: usize,
+}
+
+/// How long an agent waits for its handshake (a common client default).
+const AGENT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `agents` agents reconnect at once (real mutual-TLS handshakes) through
+/// passthru to a gateway that handles at most `capacity` connections at a
+/// time and resets the rest. With `limited`, the backend has
+/// `max_connections_per_server = capacity` and a queue.
+async fn reconnect_storm(agents: usize, capacity: usize, limited: bool) -> StormReport {
+    let lab = Lab::new();
+    let gateway = TlsBackend::new(&lab)
+        .require_client_cert(&lab)
+        .max_open(capacity)
+        .spawn()
+        .await;
+    let limit = format!("max_connections_per_server = {capacity}");
+    let mut extra = vec!["connect_timeout = \"10s\""];
+    if limited {
+        extra.extend([
+            limit.as_str(),
+            "max_queue = 10000",
+            "queue_timeout = \"25s\"",
+        ]);
+    }
+    let proxy = ProxyUnderTest::new()
+        .route(&["gw.example.com"], "gw")
+        .backend_with("gw", &[gateway.addr.to_string()], &extra)
+        .spawn()
+        .await;
+    let client = Client::new(&lab);
+    let start = Arc::new(Barrier::new(agents));
+    let mut tasks = Vec::with_capacity(agents);
+    for i in 0..agents {
+        let client = client.clone();
+        let start = Arc::clone(&start);
+        let addr = proxy.addr;
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let session = async {
+                let mut conn = client.connect(addr).await?;
+                let msg = format!("agent {i} checks in");
+                conn.stream.write_all(msg.as_bytes()).await?;
+                let mut echo = vec![0u8; msg.len()];
+                conn.stream.read_exact(&mut echo).await?;
+                conn.stream.shutdown().await?;
+                let mut rest = Vec::new();
+                let _ = conn.stream.read_to_end(&mut rest).await;
+                Ok::<bool, std::io::Error>(echo == msg.as_bytes())
+            };
+            matches!(
+                tokio::time::timeout(AGENT_HANDSHAKE_TIMEOUT, session).await,
+                Ok(Ok(true))
+            )
+        }));
+    }
+    let mut completed = 0;
+    for t in tasks {
+        if tokio::time::timeout(AGENT_HANDSHAKE_TIMEOUT * 2, t)
+            .await
+            .expect("an agent task outlived its timeout")
+            .expect("agent task")
+        {
+            completed += 1;
+        }
+    }
+    let server = format!(
+        "passthru_backend_server_active{{backend=\"gw\",server=\"{}\"}} 0",
+        gateway.addr
+    );
+    eventually(
+        Duration::from_secs(10),
+        || {
+            let text = proxy.metrics.encode();
+            (text.lines().any(|l| l == server)
+                && text
+                    .lines()
+                    .any(|l| l == "passthru_backend_queue{backend=\"gw\"} 0"))
+            .then_some(())
+        },
+        "the server-active and queue gauges did not return to 0",
+    )
+    .await;
+    StormReport {
+        agents,
+        completed,
+        gateway_peak: gateway.peak_open(),
+        turned_away: gateway.turned_away(),
+    }
+}
+
+/// With the limit and the queue every agent gets through and the gateway
+/// never has more than its capacity open; without them, print what fails.
+async fn storm_with_and_without(agents: usize, capacity: usize) {
+    let with = reconnect_storm(agents, capacity, true).await;
+    let without = reconnect_storm(agents, capacity, false).await;
+    eprintln!(
+        "reconnect storm, {agents} agents, gateway capacity {capacity}:\n  \
+         with max_connections_per_server = {capacity} and a queue: {with:?}\n  \
+         without: {without:?} ({} failed)",
+        without.agents - without.completed
+    );
+    assert_eq!(
+        with.completed, agents,
+        "with the limit every agent completes: {with:?}"
+    );
+    assert_eq!(with.turned_away, 0, "{with:?}");
+    assert!(
+        with.gateway_peak <= capacity,
+        "the gateway saw {} open at once, above {capacity}",
+        with.gateway_peak
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_storm_of_three_hundred_agents_against_a_gateway_of_twenty() {
+    storm_with_and_without(300, 20).await;
+}
+
+/// The full reconnect storm (`make soak`): 2,000 agents, a gateway that
+/// handles 50 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: run with `make soak`"]
+async fn soak_reconnect_storm_of_two_thousand_agents_against_a_gateway_of_fifty() {
+    storm_with_and_without(2000, 50).await;
+}
