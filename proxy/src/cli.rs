@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// terminates TLS, so client certificates and pinned server certificates
 /// reach their peers.
 #[derive(Debug, Parser)]
-#[command(name = "passthru", version, propagate_version = true)]
+#[command(
+    name = "passthru",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PASSTHRU_BUILD"), ")"),
+    propagate_version = true
+)]
 #[command(
     after_help = "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n\
 Configuration keys are described in docs/configuration.md."
