@@ -36,15 +36,11 @@ mod lb_sim_cli;
 /// Every command the package installs, as clap sees it.
 fn commands() -> [clap::Command; 3] {
     [
-        passthru_cli::Cli::command().after_help(SEE_ALSO_PASSTHRU),
+        passthru_cli::Cli::command(),
         certs_cli::Cli::command(),
         lb_sim_cli::Cli::command(),
     ]
 }
-
-const SEE_ALSO_PASSTHRU: &str = "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n\
-The configuration keys are described in passthru.toml(5); the Debian package installs the \
-example as /etc/passthru/passthru.toml and the operations guide under /usr/share/doc/passthru.";
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);

@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 )]
 #[command(
     after_help = "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n\
-Configuration keys are described in docs/configuration.md."
+Configuration keys: passthru.toml(5) (`man 5 passthru.toml`), or docs/configuration.md in the source tree."
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
