@@ -50,6 +50,7 @@ package: package-deps
 	$(CARGO) build --release -p passthru -p passthru-certs -p lb-sim -p passthru-packaging --bins
 	rm -rf $(TARGET_DIR)/release/packaging
 	$(TARGET_DIR)/release/passthru-packaging $(TARGET_DIR)/release/packaging
+	gzip -9n $(TARGET_DIR)/release/packaging/man/*
 	rm -f $(TARGET_DIR)/debian/passthru_*.deb
 	$(CARGO) deb -p passthru --no-build
 

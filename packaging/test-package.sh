@@ -29,9 +29,9 @@ echo "package test: contents of $deb"
 contents=$(dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./|/|')
 for path in \
     /usr/bin/passthru /usr/bin/passthru-certs /usr/bin/lb-sim \
-    /usr/share/man/man1/passthru.1 /usr/share/man/man1/passthru-run.1 \
-    /usr/share/man/man1/passthru-check.1 /usr/share/man/man1/passthru-certs.1 \
-    /usr/share/man/man1/lb-sim.1 /usr/share/man/man5/passthru.toml.5 \
+    /usr/share/man/man1/passthru.1.gz /usr/share/man/man1/passthru-run.1.gz \
+    /usr/share/man/man1/passthru-check.1.gz /usr/share/man/man1/passthru-certs.1.gz \
+    /usr/share/man/man1/lb-sim.1.gz /usr/share/man/man5/passthru.toml.5.gz \
     /usr/share/bash-completion/completions/passthru \
     /usr/share/bash-completion/completions/passthru-certs \
     /usr/share/bash-completion/completions/lb-sim \
