@@ -72,6 +72,11 @@ security=$(systemd-analyze security --offline=true --no-pager /usr/lib/systemd/s
 echo "package test: $security"
 grep -Eq 'exposure level .*: [0-2]\.[0-9] (OK|SAFE)' <<<"$security" || fail "exposure above 2.9: $security"
 
+echo "package test: reinstalling (an upgrade) keeps an edited configuration"
+echo "# edited by the package test" | $SUDO tee -a "$conf" >/dev/null
+$SUDO dpkg -i --force-confold "$deb" >/dev/null
+grep -q "^# edited by the package test$" "$conf" || fail "reinstalling the package replaced the edited $conf"
+
 echo "package test: dpkg -r keeps the conffile"
 $SUDO dpkg -r passthru >/dev/null
 [ ! -e /usr/bin/passthru ] || fail "/usr/bin/passthru is still there after dpkg -r"
