@@ -7,35 +7,66 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 DEBIAN_PACKAGES := openssl curl socat haproxy nginx libnginx-mod-stream tinyproxy iproute2 util-linux chromium
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all build test lint fmt demo bench bench-quick bench-idle bench-micro deps clean soak audit fuzz
+.PHONY: all build test lint fmt demo bench bench-quick bench-idle bench-micro deps clean soak audit fuzz package package-deps package-test
 
 all: build
 
+# Debian packages `make package` and its test use: dpkg-shlibdeps (dpkg-dev)
+# and strip (binutils) for cargo-deb, man and groff to render the pages,
+# systemd-analyze to verify the units.
+PACKAGE_DEBIAN_PACKAGES := dpkg-dev binutils man-db groff-base systemd
+
+# $(call apt_install_missing,PACKAGES): apt-get install the ones not installed,
+# with service starts blocked (policy-rc.d) so nothing is left running.
+define apt_install_missing
+@missing=""; \
+for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+if [ -n "$$missing" ]; then \
+	echo "make: installing$$missing"; \
+	guard=""; \
+	if [ ! -e /usr/sbin/policy-rc.d ]; then \
+		printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; \
+		$(SUDO) chmod +x /usr/sbin/policy-rc.d; guard=1; \
+	fi; \
+	$(SUDO) apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	rc=$$?; \
+	if [ -n "$$guard" ]; then $(SUDO) rm -f /usr/sbin/policy-rc.d; fi; \
+	exit $$rc; \
+fi
+endef
+
 ## deps: install missing Debian packages (openssl, curl, socat, haproxy, nginx + stream module, tinyproxy, iproute2 (ip, tc, ss), util-linux (unshare), chromium)
 deps:
-	@missing=""; \
-	for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "make deps: installing$$missing"; \
-		guard=""; \
-		if [ ! -e /usr/sbin/policy-rc.d ]; then \
-			printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; \
-			$(SUDO) chmod +x /usr/sbin/policy-rc.d; guard=1; \
-		fi; \
-		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-		rc=$$?; \
-		if [ -n "$$guard" ]; then $(SUDO) rm -f /usr/sbin/policy-rc.d; fi; \
-		exit $$rc; \
-	fi
+	$(call apt_install_missing,$(DEBIAN_PACKAGES))
+
+## package-deps: install what `make package` and `make package-test` need (cargo-deb, dpkg-dev, binutils, man-db, groff, systemd)
+package-deps:
+	$(call apt_install_missing,$(PACKAGE_DEBIAN_PACKAGES))
+	@command -v cargo-deb >/dev/null 2>&1 || $(CARGO) install cargo-deb --locked
+
+## package: the Debian package target/debian/passthru_VERSION-1_ARCH.deb (release build; binaries, man pages, completions, units, conffile)
+package: package-deps
+	$(CARGO) build --release -p passthru -p passthru-certs -p lb-sim -p passthru-packaging --bins
+	rm -rf $(TARGET_DIR)/release/packaging
+	$(TARGET_DIR)/release/passthru-packaging $(TARGET_DIR)/release/packaging
+	gzip -9n $(TARGET_DIR)/release/packaging/man/*
+	rm -f $(TARGET_DIR)/debian/passthru_*.deb
+	$(CARGO) deb -p passthru --no-build
+
+## package-test: build the package, check its contents, install, check, render, remove and purge it on this machine (root or sudo)
+package-test: package
+	./packaging/test-package.sh $(TARGET_DIR)/debian/passthru_*.deb
 
 ## build: compile every crate, tests and benches included
 build:
 	$(CARGO) build --workspace --all-targets
 
-## test: unit, integration and command-line tests (real TLS, loopback only)
+## test: unit, integration and command-line tests (real TLS, loopback only); the package test too when cargo-deb is installed
 test: deps
 	$(CARGO) test --workspace
+	@if command -v cargo-deb >/dev/null 2>&1; then $(MAKE) --no-print-directory package-test; \
+	else echo "make test: cargo-deb is not installed, so the package test is left to make package-test"; fi
 
 ## lint: formatting, clippy (warnings are errors) and the dependency audit
 lint: audit

@@ -13,7 +13,11 @@ use time::OffsetDateTime;
 /// Lab PKI, certificate inspection in every encoding, chain verification
 /// that says why, and a TLS handshake probe for client-certificate gateways.
 #[derive(Debug, Parser)]
-#[command(name = "passthru-certs", version, after_help = EXAMPLES)]
+#[command(
+    name = "passthru-certs",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PASSTHRU_BUILD"), ")"),
+    after_help = EXAMPLES
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,

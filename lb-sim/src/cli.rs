@@ -12,7 +12,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// second mutual-TLS handshake inside. Exit 0 only when every observed
 /// outcome equals its expectation, 1 otherwise, 2 on a usage error.
 #[derive(Debug, Parser)]
-#[command(name = "lb-sim", version, about, long_about)]
+#[command(
+    name = "lb-sim",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PASSTHRU_BUILD"), ")"),
+    about,
+    long_about
+)]
 pub(crate) struct Cli {
     /// List the scenarios and exit.
     #[arg(long)]

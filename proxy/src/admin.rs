@@ -38,7 +38,9 @@ pub struct AdminState {
 ///   before, `503 draining` from `Draining` on.
 /// - `GET /readyz`: `200 ready` while `Serving` or `Draining` (listeners
 ///   bound, config loaded), else 503 with the phase name.
-/// - `GET /metrics`: [`Metrics::encode`] as [`Metrics::CONTENT_TYPE`].
+/// - `GET /metrics`: [`Metrics::encode`] as Prometheus text 0.0.4, or as
+///   OpenMetrics 1.0.0 when the request's `Accept` names
+///   `application/openmetrics-text` (see [`exposition`]).
 ///
 /// `HEAD` is answered like `GET` without the body. Other paths get 404,
 /// other methods on these paths 405 (with `Allow: GET, HEAD`), a malformed
@@ -232,13 +234,23 @@ pub fn parse_request(head: &[u8]) -> Result<Option<Request>, HeadError> {
     };
     let path = request.path.unwrap_or_default();
     let path = path.split_once('?').map_or(path, |(path, _query)| path);
+    let openmetrics = request
+        .headers
+        .iter()
+        .filter(|header| header.name.eq_ignore_ascii_case("accept"))
+        .filter_map(|header| std::str::from_utf8(header.value).ok())
+        .any(exposition::accepts_openmetrics);
     let target = match path {
         "/healthz" => Target::Healthz,
         "/readyz" => Target::Readyz,
         "/metrics" => Target::Metrics,
         _ => Target::Unknown,
     };
-    Ok(Some(Request { method, target }))
+    Ok(Some(Request {
+        method,
+        target,
+        openmetrics,
+    }))
 }
 
 /// The response bytes for a parsed request.
@@ -263,10 +275,16 @@ fn respond(request: Request, state: &AdminState) -> Vec<u8> {
                 Response::plain(503, format!("{}\n", phase.as_str()))
             }
         },
+        (Target::Metrics, _) if request.openmetrics => Response {
+            status: 200,
+            content_type: exposition::OPENMETRICS_TEXT,
+            body: state.metrics.encode(),
+            allow: false,
+        },
         (Target::Metrics, _) => Response {
             status: 200,
-            content_type: Metrics::CONTENT_TYPE,
-            body: state.metrics.encode(),
+            content_type: exposition::PROMETHEUS_TEXT,
+            body: exposition::prometheus_text(&state.metrics.encode()),
             allow: false,
         },
     };
@@ -331,6 +349,8 @@ fn reason_phrase(status: u16) -> &'static str {
 pub struct Request {
     method: Method,
     target: Target,
+    /// `Accept` asked for `application/openmetrics-text`.
+    openmetrics: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,5 +399,6 @@ const MAX_HEADERS: usize = 64;
 const LINGER_MAX_BYTES: usize = 64 * 1024;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+mod exposition;
 #[cfg(test)]
 mod tests;

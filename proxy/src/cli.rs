@@ -9,10 +9,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// terminates TLS, so client certificates and pinned server certificates
 /// reach their peers.
 #[derive(Debug, Parser)]
-#[command(name = "passthru", version, propagate_version = true)]
+#[command(
+    name = "passthru",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PASSTHRU_BUILD"), ")"),
+    propagate_version = true
+)]
 #[command(
     after_help = "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n\
-Configuration keys are described in docs/configuration.md."
+Configuration keys: passthru.toml(5) (`man 5 passthru.toml`), or docs/configuration.md in the source tree."
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]

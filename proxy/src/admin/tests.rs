@@ -178,23 +178,86 @@ async fn readyz_is_ready_while_serving_or_draining() {
     }
 }
 
+/// Checks `body` line by line against the Prometheus text format 0.0.4:
+/// only `# HELP`/`# TYPE` comments, every sample `name[{labels}] value`
+/// with a number for value, and every sample under a declared family.
+/// Returns the declared `(name, type)` pairs.
+fn parse_prometheus_text(body: &str) -> Vec<(String, String)> {
+    let mut families: Vec<(String, String)> = Vec::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            families.push((name.to_owned(), kind.to_owned()));
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        assert!(!line.starts_with('#'), "not a 0.0.4 comment: {line}");
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "{line}"
+        );
+        let name = series.split('{').next().unwrap();
+        let (family, kind) = families.last().expect("sample before any # TYPE");
+        let belongs = match kind.as_str() {
+            "histogram" => ["_bucket", "_sum", "_count"]
+                .iter()
+                .any(|suffix| name == format!("{family}{suffix}")),
+            _ => name == family,
+        };
+        assert!(belongs, "{name} is not in family {family} ({kind})");
+    }
+    families
+}
+
 #[tokio::test]
-async fn metrics_are_served_as_openmetrics_text() {
+async fn metrics_are_served_as_prometheus_text_by_default() {
     let admin = admin_in_phase(Phase::Serving).await;
     admin
         .metrics
         .refused("public", crate::refusal::Refusal::NoRoute);
     admin.metrics.connection_opened("public");
+    admin.metrics.upstream_connect(0.002);
 
     let reply = get(admin.addr, "/metrics").await;
 
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("Content-Type"), Some(Metrics::CONTENT_TYPE));
+    assert_eq!(
+        reply.header("Content-Type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
     assert_eq!(
         reply.header("Content-Length"),
         Some(reply.body.len().to_string().as_str())
     );
-    assert_eq!(reply.body, admin.metrics.encode());
+    assert!(!reply.body.contains("# EOF"), "{}", reply.body);
+    assert!(!reply.body.contains("# UNIT"), "{}", reply.body);
+    let families = parse_prometheus_text(&reply.body);
+    for (name, kind) in [
+        ("passthru_refused_total", "counter"),
+        ("passthru_bytes_total", "counter"),
+        ("passthru_active_connections", "gauge"),
+        ("passthru_upstream_connect_seconds", "histogram"),
+    ] {
+        assert!(
+            families.contains(&(name.to_owned(), kind.to_owned())),
+            "no {kind} {name} in:\n{}",
+            reply.body
+        );
+    }
+    assert!(
+        families
+            .iter()
+            .filter(|(_, kind)| kind == "counter")
+            .all(|(name, _)| name.ends_with("_total")),
+        "{families:?}"
+    );
     assert!(
         reply
             .body
@@ -204,6 +267,36 @@ async fn metrics_are_served_as_openmetrics_text() {
         reply
             .body
             .contains("passthru_active_connections{listener=\"public\"} 1\n")
+    );
+    assert!(
+        reply
+            .body
+            .contains("passthru_upstream_connect_seconds_count 1\n")
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_openmetrics_when_accept_asks_for_it() {
+    let admin = admin_in_phase(Phase::Serving).await;
+    admin
+        .metrics
+        .refused("public", crate::refusal::Refusal::NoRoute);
+
+    let request = "GET /metrics HTTP/1.1\r\nHost: admin\r\n\
+        Accept: application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3\r\n\r\n";
+    let reply = exchange(admin.addr, request.as_bytes()).await;
+
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("Content-Type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert_eq!(reply.body, admin.metrics.encode());
+    assert!(reply.body.contains("# TYPE passthru_refused counter\n"));
+    assert!(
+        reply
+            .body
+            .contains("passthru_refused_total{listener=\"public\",reason=\"no_route\"} 1\n")
     );
     assert!(reply.body.ends_with("# EOF\n"));
 }
@@ -216,11 +309,16 @@ async fn head_gets_the_headers_of_get_without_a_body() {
     assert_eq!((reply.status, reply.body.as_str()), (200, ""));
     assert_eq!(reply.header("Content-Length"), Some("3"));
 
-    let metrics_len = admin.metrics.encode().len().to_string();
+    let metrics_len = exposition::prometheus_text(&admin.metrics.encode())
+        .len()
+        .to_string();
     let reply = exchange(admin.addr, b"HEAD /metrics HTTP/1.1\r\n\r\n").await;
     assert_eq!((reply.status, reply.body.as_str()), (200, ""));
     assert_eq!(reply.header("Content-Length"), Some(metrics_len.as_str()));
-    assert_eq!(reply.header("Content-Type"), Some(Metrics::CONTENT_TYPE));
+    assert_eq!(
+        reply.header("Content-Type"),
+        Some(exposition::PROMETHEUS_TEXT)
+    );
 }
 
 #[tokio::test]
@@ -402,6 +500,7 @@ fn parse_request_needs_a_complete_head() {
         Some(Request {
             method: Method::Get,
             target: Target::Metrics,
+            openmetrics: false,
         })
     );
 }

@@ -70,8 +70,13 @@ async fn healthz_readyz_and_metrics_over_http() {
     let (head, body) = curl(format!("http://{admin}/metrics")).await;
     assert!(
         head.to_ascii_lowercase()
-            .contains("content-type: application/openmetrics-text"),
+            .contains("content-type: text/plain; version=0.0.4"),
         "{head}"
+    );
+    assert!(!body.contains("# EOF"), "{body}");
+    assert!(
+        body.contains("# TYPE passthru_connections_total counter\n"),
+        "{body}"
     );
     for series in [
         "passthru_connections_total{listener=\"test\",route=\"route[0]\",backend=\"gw\",outcome=\"ok\"}",
