@@ -38,6 +38,7 @@ async fn admin_with_limits(phase: Phase, limits: Limits) -> RunningAdmin {
     let state = AdminState {
         phase: receiver,
         metrics: Arc::clone(&metrics),
+        monitors: Arc::default(),
     };
     let stop = CancellationToken::new();
     let served = tokio::spawn(serve_with(listener, state, stop.clone(), limits));
