@@ -148,7 +148,11 @@ mod tests {
         let new = Config::from_toml(&text("127.0.0.1:8444", 20), "a").unwrap();
         assert_eq!(
             listener_changes(&old.listeners, &new.listeners),
-            ["listener[0].name", "listener[0].bind", "listener[0].max_connections"]
+            [
+                "listener[0].name",
+                "listener[0].bind",
+                "listener[0].max_connections"
+            ]
         );
         assert!(listener_changes(&old.listeners, &old.listeners).is_empty());
         assert_eq!(listener_changes(&old.listeners, &[]), ["listener[0]"]);

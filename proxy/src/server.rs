@@ -218,7 +218,7 @@ impl Server {
         self.phase.send_replace(Phase::Stopping);
         tracker.close();
         let open = tracker.len();
-        info!(after = %humantime::format_duration(round_ms(started.elapsed())), why = %why, open, "listeners closed");
+        info!(after = %format_args!("{:.3}s", started.elapsed().as_secs_f64()), why = %why, open, "listeners closed");
         // A reload during the drain may have changed drain_timeout.
         let drain_timeout = self.admin_config.borrow().drain_timeout;
         if open > 0 && why != Why::Hurry {
@@ -333,10 +333,6 @@ impl std::fmt::Display for Why {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(d.as_millis() as u64)
 }
 
 /// After the monitors have seen the drain: time for connections the

@@ -560,7 +560,10 @@ fn routes_are_named_route_n_unless_named_and_names_are_unique() {
     assert_eq!(names, ["route[0]", "agents", "route[2]"]);
     let e = err(&two("name = \"agents\"", "name = \"agents\""));
     assert_eq!(e.key(), Some("route[2].name"));
-    assert!(e.to_string().contains("already used by route[1].name"), "{e}");
+    assert!(
+        e.to_string().contains("already used by route[1].name"),
+        "{e}"
+    );
     let e = err(&two("name = \"route[0]\"", ""));
     assert_eq!(e.key(), Some("route[1].name"));
     let e = err(&two("name = \"\"", ""));
