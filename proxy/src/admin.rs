@@ -37,7 +37,8 @@ pub struct AdminState {
 /// closes the open admin connections and returns.
 ///
 /// - `GET /healthz`: `200 ok` while the phase is `Serving`, `503 starting`
-///   before, `503 draining` from `Draining` on.
+///   before, `503 draining` from `Draining` on. Each answer is recorded in
+///   [`Monitors`] under the peer's IP address (for `monitor_fall`).
 /// - `GET /readyz`: `200 ready` while `Serving` or `Draining` (listeners
 ///   bound, config loaded), else 503 with the phase name.
 /// - `GET /metrics`: [`Metrics::encode`] as Prometheus text 0.0.4, or as

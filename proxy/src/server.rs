@@ -1,7 +1,9 @@
 //! The server: bind every listener and the admin port (reporting the bound
 //! addresses), run the accept loops, and drain:
-//! `/healthz` turns 503, listeners keep accepting for `drain_delay`, then
-//! close, and open connections get up to `drain_timeout`.
+//! `/healthz` turns 503, listeners keep accepting for `drain_delay` (or,
+//! with `monitor_fall`, until every recent monitor has seen the 503s), then
+//! close, and open connections get up to `drain_timeout`; a second signal
+//! cuts it short. Every access line is flushed before `run` returns.
 
 use std::future::Future;
 use std::io;
