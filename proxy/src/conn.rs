@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::access_log::{AccessLog, AccessRecord, Observed};
-use crate::clienthello::ClientHello;
+use crate::clienthello::{self, ClientHello};
 use crate::config::{ExpectProxy, SendProxy};
 use crate::forward::{Counters, End, Tap, forward_with, write_all};
 use crate::front::{
@@ -144,12 +144,14 @@ async fn pipeline(
         }
     }
     let mut connect_host = None;
+    let mut reads = 0;
     let mut read = read_client_hello(
         client,
         &mut buf,
         deadline,
         cfg.max_client_hello,
         cfg.accept_connect,
+        &mut reads,
     )
     .await;
     if read == Err(HelloError::ConnectRequest) {
@@ -177,9 +179,11 @@ async fn pipeline(
                 connect_host = Some(host);
             }
         }
-        read = read_client_hello(client, &mut buf, deadline, cfg.max_client_hello, false).await;
+        reads = 0;
+        let max = cfg.max_client_hello;
+        read = read_client_hello(client, &mut buf, deadline, max, false, &mut reads).await;
     }
-    let hello = match read {
+    let mut hello = match read {
         Ok(hello) => hello,
         Err(HelloError::Closed | HelloError::ConnectRequest) => return Outcome::ClientClosed,
         Err(HelloError::Refused(refusal)) => {
@@ -212,9 +216,14 @@ async fn pipeline(
         record.detail = Some("offload signals: proxy_v2_ssl_tlv".to_string());
         metrics.offload_signal(&cfg.name, "proxy_v2_ssl_tlv");
     }
+    // A hello that came whole with the bytes before it took one read.
+    let groups = hello.key_shares.iter().map(|group| group.name());
+    metrics.client_hello(&cfg.name, hello.len, reads.max(1), hello.records, groups);
     record.sni.clone_from(&hello.server_name);
-    record.alpn.clone_from(&hello.alpn);
+    record.alpn = std::mem::take(&mut hello.alpn);
     record.tls_version = Some(hello.offered_version_name());
+    record.ja4 = clienthello::ja4(&buf);
+    record.key_shares = Some(hello.key_shares);
 
     if let Some(host) = &connect_host
         && !sni_is(&hello, host)
@@ -225,7 +234,7 @@ async fn pipeline(
 
     let Some(routed) = routing
         .table
-        .lookup(hello.server_name.as_deref(), &hello.alpn)
+        .lookup(hello.server_name.as_deref(), &record.alpn)
     else {
         refuse(client, &hello, Refusal::NoRoute).await;
         return Outcome::Refused(Refusal::NoRoute);
@@ -265,7 +274,9 @@ async fn pipeline(
             }
         };
     record.server = Some(upstream.server.to_string());
-    debug!(sni = ?hello.server_name, route = ?record.route, server = ?record.server, "routed");
+    // Routed: the parsed hello is not kept for the life of the connection.
+    drop(hello);
+    debug!(sni = ?record.sni, route = ?record.route, server = ?record.server, "routed");
 
     let counters = Counters::default();
     let tap = cfg.observe_handshake.then(ObserverTap::new);
@@ -273,6 +284,9 @@ async fn pipeline(
         tap.feed_direction(Direction::ClientToServer, &buf);
         tap.feed_direction(Direction::ServerToClient, &upstream.leftover);
     }
+    // The buffered hello (up to max_client_hello) is not kept either.
+    let hello_bytes = buf.len() as u64;
+    drop(buf);
     let end =
         if !upstream.leftover.is_empty() && write_all(client, &upstream.leftover).await.is_err() {
             End::ClientReset
@@ -289,7 +303,7 @@ async fn pipeline(
             )
             .await
         };
-    record.bytes_up = buf.len() as u64 + counters.upstream.load(Ordering::Relaxed);
+    record.bytes_up = hello_bytes + counters.upstream.load(Ordering::Relaxed);
     record.bytes_down =
         upstream.leftover.len() as u64 + counters.downstream.load(Ordering::Relaxed);
     if let Some(tap) = tap {

@@ -80,13 +80,15 @@ pub(crate) async fn read_proxy_header(
 }
 
 /// Read until `buf` holds a whole ClientHello, within one deadline across
-/// all reads and at most `max` bytes. Everything read stays in `buf`.
+/// all reads and at most `max` bytes. Everything read stays in `buf`;
+/// `reads` counts the socket reads that returned bytes.
 pub(crate) async fn read_client_hello(
     stream: &TcpStream,
     buf: &mut BytesMut,
     deadline: Instant,
     max: usize,
     accept_connect: bool,
+    reads: &mut usize,
 ) -> Result<ClientHello, HelloError> {
     // Parse again only once at least `want` bytes are in: a peer sending one
     // byte at a time costs one parse per record, not one per byte.
@@ -119,7 +121,7 @@ pub(crate) async fn read_client_hello(
         match timeout_at(deadline, read_some(stream, buf, max)).await {
             Err(_) => return Err(HelloError::Refused(Refusal::ClientHelloTimeout)),
             Ok(Ok(0) | Err(_)) => return Err(HelloError::Closed),
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => *reads += 1,
         }
     }
 }
