@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use reader::Reader;
 
-pub use groups::{Group, Groups};
+pub use groups::{Group, GroupSet, Groups};
 pub use ja4::ja4;
 
 mod groups;
@@ -43,8 +43,8 @@ pub struct ClientHello {
     pub sslv2: bool,
     /// Groups of the key_share extension's entries, in order, GREASE skipped.
     pub key_shares: Groups,
-    /// supported_groups extension, in order, GREASE skipped.
-    pub supported_groups: Groups,
+    /// supported_groups extension, GREASE skipped.
+    pub supported_groups: GroupSet,
     /// TLS records the hello spanned (1 for SSLv2-compatible hellos).
     pub records: usize,
     /// Number of bytes of `buf` the hello occupied (all records carrying it,
@@ -65,7 +65,7 @@ impl ClientHello {
             ech: false,
             sslv2,
             key_shares: Groups::default(),
-            supported_groups: Groups::default(),
+            supported_groups: GroupSet::default(),
             records: 1,
             len,
         }
@@ -422,15 +422,15 @@ fn key_shares(mut data: Reader<'_>) -> Result<Groups, Invalid> {
 }
 
 /// supported_groups (RFC 8446 4.2.7).
-fn supported_groups(mut data: Reader<'_>) -> Result<Groups, Invalid> {
+fn supported_groups(mut data: Reader<'_>) -> Result<GroupSet, Invalid> {
     let mut list = data.prefixed_u16("supported_groups")?;
     data.finish("supported_groups")?;
     if list.remaining() % 2 != 0 {
         return Err(Invalid::BadLength("supported_groups"));
     }
-    let mut groups = Groups::default();
+    let mut groups = GroupSet::default();
     while !list.is_empty() {
-        groups.push(list.u16("supported_groups")?);
+        groups.insert(list.u16("supported_groups")?);
     }
     Ok(groups)
 }

@@ -5,8 +5,6 @@
 //! the rare hostile hello with more than [`INLINE`] ciphers or extensions,
 //! one list to sort).
 
-use std::fmt::Write as _;
-
 use sha2::{Digest, Sha256};
 
 use super::reader::Reader;
@@ -66,15 +64,27 @@ impl Codes {
     }
 }
 
-/// Feed `codes` to `hash` as comma-separated lower-case 4-digit hex.
+/// Feed `codes` to `hash` as comma-separated lower-case 4-digit hex,
+/// through a stack buffer so the hasher sees few large updates. Returns
+/// whether there was any code.
 pub(super) fn hash_codes(hash: &mut Sha256, codes: impl IntoIterator<Item = u16>) -> bool {
+    let mut chunk = [0u8; 5 * 64];
+    let mut len = 0;
     let mut any = false;
     for code in codes {
-        let mut item = [b','; 5];
-        item[1..].copy_from_slice(&hex4(code));
-        hash.update(if any { &item[..] } else { &item[1..] });
+        if len + 5 > chunk.len() {
+            hash.update(&chunk[..len]);
+            len = 0;
+        }
+        if any {
+            chunk[len] = b',';
+            len += 1;
+        }
+        chunk[len..len + 4].copy_from_slice(&hex4(code));
+        len += 4;
         any = true;
     }
+    hash.update(&chunk[..len]);
     any
 }
 
@@ -97,9 +107,17 @@ pub(super) fn push_truncated(out: &mut String, hash: Sha256, any: bool) {
         out.push_str("000000000000");
         return;
     }
-    for byte in hash.finalize().iter().take(6) {
-        let _ = write!(out, "{byte:02x}");
+    for &byte in hash.finalize().iter().take(6) {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 15)]));
     }
+}
+
+/// `n` capped at 99, as two decimal digits.
+fn push_count(out: &mut String, n: usize) {
+    let n = n.min(99) as u8;
+    out.push(char::from(b'0' + n / 10));
+    out.push(char::from(b'0' + n % 10));
 }
 
 fn fingerprint(message: &[u8]) -> Result<String, Invalid> {
@@ -166,12 +184,8 @@ fn fingerprint(message: &[u8]) -> Result<String, Invalid> {
     out.push('t');
     out.push_str(version_code(version));
     out.push(if sni { 'd' } else { 'i' });
-    let _ = write!(
-        out,
-        "{:02}{:02}",
-        ciphers.len.min(99),
-        extension_count.min(99)
-    );
+    push_count(&mut out, ciphers.len);
+    push_count(&mut out, extension_count);
     let (first, last) = alpn_chars(alpn);
     out.push(first);
     out.push(last);

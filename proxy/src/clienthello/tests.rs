@@ -943,16 +943,47 @@ fn ja4_of_a_hostile_hello_is_bounded() {
 fn key_shares_and_groups_are_named_grease_skipped() {
     let chromium = parse(CHROMIUM).unwrap();
     assert_eq!(chromium.key_shares.to_string(), "x25519mlkem768,x25519");
+    let supported: Vec<&str> = chromium.supported_groups.iter().map(Group::name).collect();
     assert_eq!(
-        chromium.supported_groups.to_string(),
-        "x25519mlkem768,x25519,secp256r1,secp384r1"
+        supported,
+        ["secp256r1", "secp384r1", "x25519", "x25519mlkem768"]
     );
+    assert!(chromium.supported_groups.contains(Group(0x11ec)));
+    assert!(!chromium.supported_groups.contains(Group(0x0019)));
     assert!(chromium.key_shares.iter().any(Group::post_quantum));
     assert_eq!(Group(0x1234).name(), "other");
+    let named = [
+        (0x0017, "secp256r1"),
+        (0x0018, "secp384r1"),
+        (0x0019, "secp521r1"),
+        (0x001d, "x25519"),
+        (0x001e, "x448"),
+        (0x0100, "ffdhe2048"),
+        (0x0104, "ffdhe8192"),
+        (0x0201, "mlkem768"),
+        (0x11eb, "secp256r1mlkem768"),
+        (0x11ec, "x25519mlkem768"),
+        (0x11ed, "secp384r1mlkem1024"),
+        (0x6399, "x25519kyber768draft00"),
+        (0x0016, "other"),
+        (0x001f, "other"),
+        (0x0105, "other"),
+        (0x11ee, "other"),
+    ];
+    for (code, name) in named {
+        assert_eq!(Group(code).name(), name, "{code:#06x}");
+    }
+    let set: GroupSet = [0x0a0a, 0x001d, 0x9999, 0x001d].into_iter().collect();
+    assert_eq!(set.iter().map(Group::name).collect::<Vec<_>>(), ["x25519"]);
+    assert_eq!(set.other, 1);
     let share = |group: u16| [&group.to_be_bytes()[..], &u16_prefixed(&[1, 2, 3])].concat();
     let shares = u16_prefixed(&[share(0x3a3a), share(0x0017), share(0x9999)].concat());
     let hello = parse(&hello_with(&[(51, shares)])).unwrap();
     assert_eq!(hello.key_shares.to_string(), "secp256r1,other");
+    let many: Vec<u8> = (0x17..0x1d).flat_map(share).collect();
+    let hello = parse(&hello_with(&[(51, u16_prefixed(&many))])).unwrap();
+    assert_eq!(hello.key_shares.iter().count(), Groups::CAPACITY);
+    assert_eq!(usize::from(hello.key_shares.more), 6 - Groups::CAPACITY);
     let truncated = u16_prefixed(&[0, 0x17, 0, 5, 1]);
     assert_eq!(
         invalid(&hello_with(&[(51, truncated)])),
