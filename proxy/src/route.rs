@@ -173,6 +173,21 @@ impl RouteTable {
         self.find(name, |_| true).is_some()
     }
 
+    /// Hash probes a lookup of `name` makes: 1 for the exact name plus at
+    /// most one per distinct wildcard suffix length, whatever the name.
+    /// (The fuzz target's cost check.)
+    pub fn lookup_probes(&self, name: &str) -> usize {
+        let mut probes = 0;
+        let _ = self.find_counting(name, |_| false, &mut probes);
+        probes
+    }
+
+    /// Distinct wildcard suffix lengths configured: the bound on
+    /// [`lookup_probes`](Self::lookup_probes) is one more than this.
+    pub fn wildcard_lengths(&self) -> usize {
+        self.wildcard_lens.len()
+    }
+
     fn find(&self, name: &str, allowed: impl Fn(usize) -> bool) -> Option<(usize, MatchKind)> {
         self.find_counting(name, allowed, &mut 0)
     }
