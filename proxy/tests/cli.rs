@@ -468,7 +468,10 @@ fn check_explain_says_where_a_name_goes_and_why() {
         String::from_utf8(out.stdout).unwrap()
     };
     let out = explain("gw.example.com", &[]);
-    assert!(out.contains("route[0], exact name gw.example.com"), "{out}");
+    assert!(
+        out.contains("gw (route[0]), exact name gw.example.com"),
+        "{out}"
+    );
     assert!(
         out.contains("backend:  gateway (least_conn, 2 servers: 10.0.1.10:443, 10.0.1.11:443)"),
         "{out}"
