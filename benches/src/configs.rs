@@ -9,6 +9,12 @@ use std::path::Path;
 /// The server name every client sends and every proxy routes on.
 pub const SERVER_NAME: &str = "gw.example.com";
 
+/// The server name wrk sends (it takes SNI from the URL's host, and
+/// `localhost` resolves without touching `/etc/hosts`). The backend asks
+/// for a client certificate under this name but does not require one: wrk
+/// cannot present one. Every proxy routes it like [`SERVER_NAME`].
+pub const WRK_NAME: &str = "localhost";
+
 /// The body of `/small`: 64 bytes, the keep-alive and new-connection answer.
 pub const SMALL_BODY: &str = "passthru-bench 64-byte answer: 0123456789abcdefghijklmnopqrstuv\n";
 
@@ -24,6 +30,8 @@ pub const NGINX_STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.
 /// nginx as the TLS backend: TLS 1.3 only, X25519, the lab's ECDSA P-256
 /// gateway certificate, a client certificate required (issued under
 /// root-ca), no session resumption, `/small` (64 bytes) and `/bulk.bin`.
+/// Under [`WRK_NAME`] the same, with the client certificate requested but
+/// optional (`ssl_verify_client optional`), for wrk, which has none.
 /// `connections` is the number of client connections it must hold.
 pub fn nginx_backend(dir: &Path, addr: SocketAddr, connections: usize) -> String {
     let d = dir.display();
@@ -46,13 +54,30 @@ http {{
     keepalive_requests 100000000;
     keepalive_timeout 600s;
     server {{
-        listen {addr} ssl;
+        listen {addr} ssl default_server;
         server_name {SERVER_NAME};
-        root {d}/www;
+        ssl_verify_client on;
+{common}    }}
+    server {{
+        listen {addr} ssl;
+        server_name {WRK_NAME};
+        ssl_verify_client optional;
+{common}    }}
+}}
+"#,
+        nofile = 2 * per_worker + 1024,
+        common = backend_server_common(dir),
+    )
+}
+
+/// What both backend `server` blocks share.
+fn backend_server_common(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"        root {d}/www;
         ssl_certificate {d}/pki/gateway.pem;
         ssl_certificate_key {d}/pki/gateway.key;
         ssl_client_certificate {d}/pki/root-ca.pem;
-        ssl_verify_client on;
         ssl_verify_depth 3;
         ssl_protocols TLSv1.3;
         ssl_ecdh_curve X25519;
@@ -60,15 +85,12 @@ http {{
         ssl_session_tickets off;
         location = /small {{ return 200 "{SMALL_BODY}"; }}
         location = {BULK_PATH} {{ }}
-    }}
-}}
 "#,
-        nofile = 2 * per_worker + 1024,
         SMALL_BODY = SMALL_BODY.escape_default(),
     )
 }
 
-/// passthru: one listener, one route for [`SERVER_NAME`], one backend.
+/// passthru: one listener, one route for [`SERVER_NAME`] and [`WRK_NAME`], one backend.
 /// The listener binds port 0; passthru reports the port on stderr.
 pub fn passthru(backend: SocketAddr) -> String {
     format!(
@@ -78,7 +100,7 @@ name = "bench"
 bind = "127.0.0.1:0"
 
 [[route]]
-server_names = ["{SERVER_NAME}"]
+server_names = ["{SERVER_NAME}", "{WRK_NAME}"]
 backend = "gateway"
 
 [[backend]]
@@ -104,7 +126,7 @@ frontend tls
     bind {listen}
     tcp-request inspect-delay 5s
     tcp-request content accept if {{ req_ssl_hello_type 1 }}
-    use_backend gateway if {{ req.ssl_sni -i {SERVER_NAME} }}
+    use_backend gateway if {{ req.ssl_sni -i {SERVER_NAME} {WRK_NAME} }}
 backend gateway
     server gw {backend}
 "#,
@@ -136,6 +158,7 @@ stream {{
     upstream nowhere {{ server 127.0.0.1:9; }}
     map $ssl_preread_server_name $upstream {{
         {SERVER_NAME} gateway;
+        {WRK_NAME} gateway;
         default nowhere;
     }}
     server {{

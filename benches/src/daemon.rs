@@ -38,20 +38,22 @@ impl Daemon {
         log: &Path,
         addr: SocketAddr,
     ) -> Result<Daemon> {
-        let mut daemon = Daemon::start(name, command, log, None)?;
+        let mut daemon = Daemon::start(name, command, log, None, None)?;
         daemon.ready(addr).await?;
         Ok(daemon)
     }
 
     /// Start passthru, whose listener binds port 0: read the port from its
     /// `listening … addr=IP:PORT` line on stderr, then wait until it accepts.
+    /// Its stdout (the access log) goes to the file `stdout`.
     pub async fn spawn_reporting_addr(
         name: &str,
         command: Command,
         log: &Path,
+        stdout: &Path,
     ) -> Result<(Daemon, SocketAddr)> {
         let (tx, rx) = oneshot::channel();
-        let mut daemon = Daemon::start(name, command, log, Some(tx))?;
+        let mut daemon = Daemon::start(name, command, log, Some(stdout), Some(tx))?;
         let Ok(Ok(addr)) = timeout(READY_WITHIN, rx).await else {
             bail!(
                 "{name} printed no `listening … addr=` line within {READY_WITHIN:?}; see {}",
@@ -100,11 +102,19 @@ impl Daemon {
         name: &str,
         mut command: Command,
         log: &Path,
+        stdout: Option<&Path>,
         addr_tx: Option<oneshot::Sender<SocketAddr>>,
     ) -> Result<Daemon> {
+        let out = match stdout {
+            Some(path) => Stdio::from(
+                std::fs::File::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            ),
+            None => Stdio::null(),
+        };
         command
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(out)
             .stderr(Stdio::piped());
         let mut child = command
             .spawn()

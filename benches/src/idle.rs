@@ -39,13 +39,15 @@ pub struct IdleResult {
     pub open_s: f64,
 }
 
-/// Hold `n` idle connections through `addr` and measure `proxy`'s RSS.
+/// Hold `n` idle connections through `addr` and measure `proxy`'s RSS;
+/// read it again `after_close` after they all closed.
 pub async fn measure(
     target: Target,
     addr: SocketAddr,
     proxy: &Daemon,
     agent: &Agent,
     n: usize,
+    after_close: Duration,
 ) -> Result<IdleResult> {
     // Warm-up: threads, allocator arenas and code pages the first
     // connections touch should not be charged to the idle ones.
@@ -72,7 +74,7 @@ pub async fn measure(
         closing.spawn(client::close(s));
     }
     while closing.join_next().await.is_some() {}
-    sleep(SETTLE).await;
+    sleep(after_close).await;
     let after = proxy.usage()?.rss_kib;
     if count == 0 {
         bail!("idle through {target}: no connection could be opened");
@@ -133,4 +135,4 @@ const CONCURRENCY: usize = 32;
 /// Bound on opening all connections.
 const OPEN_WITHIN: Duration = Duration::from_secs(180);
 /// Pause before reading RSS.
-const SETTLE: Duration = Duration::from_secs(1);
+pub const SETTLE: Duration = Duration::from_secs(1);

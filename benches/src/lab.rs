@@ -70,6 +70,20 @@ impl Lab {
         self.dir.path().join("logs").join(format!("{name}.log"))
     }
 
+    /// Where passthru's stdout, its access log, goes: a file, so that the
+    /// proxy pays what it pays when shipped (format, `write(2)`, the copy
+    /// into the page cache), and the lines can be counted afterwards.
+    pub fn access_log(&self) -> PathBuf {
+        self.dir.path().join("logs").join("passthru-access.log")
+    }
+
+    /// Lines passthru wrote to its access log so far (0 when unreadable).
+    pub fn access_log_lines(&self) -> usize {
+        fs::read(self.access_log())
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+            .unwrap_or(0)
+    }
+
     /// The agent's client configuration.
     pub fn client_config(&self) -> Result<Arc<ClientConfig>> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());

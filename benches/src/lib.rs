@@ -19,10 +19,15 @@
 //! - [`rounds`]: rounds of every metric, targets interleaved, progress lines.
 //! - [`report`]: medians, per-round ratios to direct, the table, the JSON file.
 //! - [`idle`]: memory per idle connection with thousands held open.
+//! - [`tools`]: wrk and curl as clients, and the parsers of their output.
+//! - [`compare`]: `loadgen compare`, the comparison made with wrk and curl
+//!   against the goals, one table.
+//! - [`syscalls`]: `loadgen syscalls`, system calls per keep-alive request.
 //! - [`session`]: one invocation from start to stop.
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod compare;
 pub mod configs;
 pub mod daemon;
 pub mod idle;
@@ -31,5 +36,7 @@ pub mod procfs;
 pub mod report;
 pub mod rounds;
 pub mod session;
+pub mod syscalls;
+pub mod tools;
 pub mod topology;
 pub mod workload;

@@ -89,7 +89,7 @@ pub async fn idle(options: IdleOptions) -> Result<()> {
             continue;
         };
         eprintln!("loadgen idle: opening {n} connections through {target}");
-        match idle::measure(target, addr, daemon, &agent, n).await {
+        match idle::measure(target, addr, daemon, &agent, n, idle::SETTLE).await {
             Ok(r) => results.push(r),
             Err(e) => {
                 failure = Some(e);
@@ -141,7 +141,7 @@ pub async fn idle(options: IdleOptions) -> Result<()> {
 
 /// The proxy holds two sockets per connection and inherits this process's
 /// open-files limit: clamp `wanted` to what the limit allows, saying so.
-fn connections_allowed(wanted: usize) -> usize {
+pub(crate) fn connections_allowed(wanted: usize) -> usize {
     let Some(limit) = procfs::open_files_limit() else {
         return wanted;
     };
@@ -169,7 +169,7 @@ pub fn all_proxies() -> Vec<Target> {
         .collect()
 }
 
-fn run_info(topology: &Topology, shape: String, started: Instant) -> RunInfo {
+pub(crate) fn run_info(topology: &Topology, shape: String, started: Instant) -> RunInfo {
     let (cpu_model, cpus) = procfs::cpu_model();
     RunInfo {
         cpu_model,
@@ -184,7 +184,7 @@ fn run_info(topology: &Topology, shape: String, started: Instant) -> RunInfo {
     }
 }
 
-fn header(info: &RunInfo) -> String {
+pub(crate) fn header(info: &RunInfo) -> String {
     format!(
         "Machine: {} CPU(s), {}, Linux {}; {}; run took {:.0} s",
         info.cpus,
@@ -199,7 +199,7 @@ fn header(info: &RunInfo) -> String {
     )
 }
 
-fn default_out(kind: &str) -> PathBuf {
+pub(crate) fn default_out(kind: &str) -> PathBuf {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)

@@ -127,8 +127,13 @@ impl Topology {
                         .arg("--config")
                         .arg(&conf)
                         .env("RUST_LOG", "info");
-                    let (daemon, addr) =
-                        Daemon::spawn_reporting_addr("passthru", cmd, &lab.log("passthru")).await?;
+                    let (daemon, addr) = Daemon::spawn_reporting_addr(
+                        "passthru",
+                        cmd,
+                        &lab.log("passthru"),
+                        &lab.access_log(),
+                    )
+                    .await?;
                     topology.proxies.push((target, daemon, addr));
                 }
                 Target::Haproxy => {

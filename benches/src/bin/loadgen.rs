@@ -1,5 +1,7 @@
 //! The load generator: `loadgen run` prints the comparison table (direct,
-//! passthru, HAProxy, nginx stream), `loadgen idle` the memory per idle
+//! passthru, HAProxy, nginx stream), `loadgen compare` the same comparison
+//! made with wrk and curl against the goals, `loadgen syscalls` the system
+//! calls per keep-alive request, `loadgen idle` the memory per idle
 //! connection. Thin: parse the command line, run, exit 1 with one sentence
 //! on failure. See `docs/benchmarking.md`.
 
@@ -8,8 +10,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use passthru_benches::compare::{self, CompareOptions};
 use passthru_benches::rounds::Shape;
 use passthru_benches::session::{self, IdleOptions, RunOptions};
+use passthru_benches::syscalls;
 use passthru_benches::topology::{Plan, Target};
 use passthru_benches::workload::{Metric, Timing};
 
@@ -38,6 +42,42 @@ enum Command {
         /// Metrics to run (default: all).
         #[arg(long, value_enum, value_delimiter = ',')]
         metrics: Vec<MetricArg>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The comparison with wrk and curl, each proxy paired with a direct run,
+    /// and idle memory at two connection counts: one table with the goals.
+    Compare {
+        /// About 2 minutes: 2 rounds, 2 s wrk runs, 8 × 16 MiB and 64 MiB
+        /// downloads, 40 handshakes, 500 and 1,000 idle connections.
+        #[arg(long)]
+        quick: bool,
+        /// Rounds (default 3, or 2 with --quick).
+        #[arg(long)]
+        rounds: Option<usize>,
+        /// Seconds of each wrk run (default 5, or 2 with --quick).
+        #[arg(long)]
+        wrk_seconds: Option<u64>,
+        /// MiB each of the 8 parallel downloads fetches (default 256, or 16 with --quick).
+        #[arg(long)]
+        bulk_parallel_mib: Option<u64>,
+        /// MiB the single download fetches (default 1024, or 64 with --quick).
+        #[arg(long)]
+        bulk_single_mib: Option<u64>,
+        /// Sequential handshakes per run (default 300, or 40 with --quick).
+        #[arg(long)]
+        handshakes: Option<usize>,
+        /// Idle connection counts (default 5000,10000, or 500,1000 with --quick).
+        #[arg(long, value_delimiter = ',')]
+        idle: Vec<usize>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// System calls per keep-alive request, by call, for each proxy (perf, or strace).
+    Syscalls {
+        /// Seconds counted per proxy.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -129,6 +169,47 @@ fn main() -> ExitCode {
                         plan: plan(&common, RUN_CONNECTIONS),
                         out: common.out,
                     })
+                    .await
+                }
+                Command::Compare {
+                    quick,
+                    rounds,
+                    wrk_seconds,
+                    bulk_parallel_mib,
+                    bulk_single_mib,
+                    handshakes,
+                    idle,
+                    common,
+                } => {
+                    let pick = |v: Option<u64>, full: u64, short: u64| {
+                        v.unwrap_or(if quick { short } else { full })
+                    };
+                    let idle = if idle.is_empty() {
+                        if quick {
+                            vec![500, 1000]
+                        } else {
+                            vec![5000, 10_000]
+                        }
+                    } else {
+                        idle
+                    };
+                    compare::compare(CompareOptions {
+                        rounds: rounds.unwrap_or(if quick { 2 } else { 3 }).max(1),
+                        wrk_duration: Duration::from_secs(pick(wrk_seconds, 5, 2).max(1)),
+                        bulk_parallel_bytes: pick(bulk_parallel_mib, 256, 16).max(1) << 20,
+                        bulk_single_bytes: pick(bulk_single_mib, 1024, 64).max(1) << 20,
+                        handshakes: handshakes.unwrap_or(if quick { 40 } else { 300 }).max(1),
+                        idle_counts: idle,
+                        plan: plan(&common, RUN_CONNECTIONS),
+                        out: common.out,
+                    })
+                    .await
+                }
+                Command::Syscalls { seconds, common } => {
+                    syscalls::syscalls(
+                        plan(&common, RUN_CONNECTIONS),
+                        Duration::from_secs(seconds.max(1)),
+                    )
                     .await
                 }
                 Command::Idle {
