@@ -1,7 +1,8 @@
 //! `loadgen syscalls`: system calls per keep-alive request, by call, for
 //! each proxy. wrk keeps 50 connections busy with `GET /small`; after a
-//! second of it, `perf stat -e 'syscalls:sys_enter_*' -p PIDS` counts every
-//! call the proxy's threads enter for a fixed window (`strace -c -f` when
+//! second of it, `perf stat -e syscalls:sys_enter_NAME,…,raw_syscalls:sys_enter
+//! -p PIDS` counts the calls the proxy's threads enter, one by one for the
+//! calls a proxy makes and together for the rest, for a fixed window (`strace -c -f` when
 //! perf cannot, at a much higher cost to the proxy); the requests in that
 //! window are wrk's rate × the window (the load is steady around it).
 
@@ -25,7 +26,8 @@ use crate::topology::{Plan, Target, Topology, find_tool};
 pub type Counts = BTreeMap<String, f64>;
 
 /// `perf stat -x,` output: `COUNT,UNIT,EVENT,…` lines; the
-/// `syscalls:sys_enter_` prefix is dropped; zero and uncounted lines too.
+/// `syscalls:sys_enter_` prefix is dropped, `raw_syscalls:sys_enter`
+/// becomes [`ALL_KEY`]; zero and uncounted lines are left out.
 pub fn parse_perf(text: &str) -> Counts {
     let mut counts = Counts::new();
     for line in text.lines() {
@@ -34,10 +36,13 @@ pub fn parse_perf(text: &str) -> Counts {
         else {
             continue;
         };
-        let (Ok(n), Some(name)) = (
-            count.trim().parse::<f64>(),
-            event.trim().strip_prefix("syscalls:sys_enter_"),
-        ) else {
+        let event = event.trim();
+        let name = if event == ALL_CALLS {
+            Some(ALL_KEY)
+        } else {
+            event.strip_prefix("syscalls:sys_enter_")
+        };
+        let (Ok(n), Some(name)) = (count.trim().parse::<f64>(), name) else {
             continue;
         };
         if n > 0.0 {
@@ -129,7 +134,7 @@ pub async fn syscalls(plan: Plan, window: Duration) -> Result<()> {
     println!(
         "System calls per keep-alive request (wrk -t{WRK_THREADS} -c{WRK_CONNS}, 64-byte answers), counted with {} over {:?}:\n",
         match counter {
-            Counter::Perf => "perf stat -e 'syscalls:sys_enter_*'",
+            Counter::Perf => "perf stat (syscalls:sys_enter_NAME tracepoints)",
             Counter::Strace => "strace -c -f",
         },
         window
@@ -172,24 +177,42 @@ async fn count_all(
         let (Some(addr), Some(daemon)) = (topology.addr(target), topology.daemon(target)) else {
             continue;
         };
-        let duration = window + 2 * LEAD;
-        let load = tokio::spawn(tools::run_wrk(
-            tools::wrk_command(wrk, addr, WRK_THREADS, WRK_CONNS, duration, false),
-            duration,
-        ));
+        // wrk runs until it is interrupted after the count (perf may take
+        // seconds to set its counters up before the window starts).
+        let mut load = tools::wrk_command(
+            wrk,
+            addr,
+            WRK_THREADS,
+            WRK_CONNS,
+            window + COUNTER_SETUP * 2,
+            false,
+        );
+        load.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        let child = load.spawn().context("cannot start wrk")?;
+        let wrk_pid = child.id().ok_or_else(|| anyhow!("wrk exited at once"))?;
         sleep(LEAD).await;
         let pids = procfs::tree(daemon.pid());
         let file = lab.path().join(format!("syscalls-{target}.txt"));
         let counts = count(counter, tool, &pids, window, &file)
             .await
             .with_context(|| format!("counting the system calls of {target}"))?;
-        let r = load.await.map_err(|e| anyhow!("wrk task: {e}"))??;
+        // wrk prints its summary when interrupted.
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &wrk_pid.to_string()])
+            .status();
+        let done = timeout(COUNTER_SETUP, child.wait_with_output())
+            .await
+            .map_err(|_| anyhow!("wrk did not stop on SIGINT"))??;
+        let r = tools::parse_wrk(&String::from_utf8_lossy(&done.stdout))?;
         let requests = r.rate * window.as_secs_f64();
         if requests <= 0.0 {
             bail!("no request went through {target}");
         }
         eprintln!(
-            "loadgen syscalls: {target}: {:.0} req/s while counted, {} calls in all",
+            "loadgen syscalls: {target}: {:.0} req/s under load, {} calls counted",
             r.rate,
             counts.values().sum::<f64>()
         );
@@ -199,6 +222,85 @@ async fn count_all(
         ));
     }
     Ok(out)
+}
+
+/// The calls perf counts one by one (one tracepoint each: perf needs
+/// seconds per hundred tracepoints to set up, so not all of them); every
+/// other call is counted together as `(other)` from `raw_syscalls:sys_enter`.
+const TRACED: &[&str] = &[
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "recvfrom",
+    "sendto",
+    "recvmsg",
+    "sendmsg",
+    "recvmmsg",
+    "sendmmsg",
+    "splice",
+    "pipe2",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "epoll_ctl",
+    "poll",
+    "ppoll",
+    "futex",
+    "accept",
+    "accept4",
+    "connect",
+    "socket",
+    "setsockopt",
+    "getsockopt",
+    "getsockname",
+    "getpeername",
+    "close",
+    "shutdown",
+    "mmap",
+    "munmap",
+    "madvise",
+    "mprotect",
+    "brk",
+    "sched_yield",
+    "io_uring_enter",
+    "getrandom",
+    "ioctl",
+    "fcntl",
+    "timerfd_settime",
+    "clock_nanosleep",
+    "nanosleep",
+    "rt_sigprocmask",
+];
+
+/// `-e` for perf: the [`TRACED`] calls this kernel has a tracepoint for,
+/// and the all-calls tracepoint.
+fn perf_events() -> String {
+    let dir = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .into_iter()
+        .map(|d| Path::new(d).join("events/syscalls"))
+        .find(|d| d.is_dir());
+    let mut events: Vec<String> = TRACED
+        .iter()
+        .filter(|name| {
+            dir.as_ref()
+                .is_none_or(|d| d.join(format!("sys_enter_{name}")).is_dir())
+        })
+        .map(|name| format!("syscalls:sys_enter_{name}"))
+        .collect();
+    events.push(ALL_CALLS.to_string());
+    events.join(",")
+}
+
+/// Replace the all-calls count by `(other)`: what the named counts miss.
+fn fold_other(mut counts: Counts) -> Counts {
+    if let Some(all) = counts.remove(ALL_KEY) {
+        let named: f64 = counts.values().sum();
+        if all > named {
+            counts.insert("(other)".to_string(), all - named);
+        }
+    }
+    counts
 }
 
 /// Count the calls of `pids` for `window`, writing the tool's report to `file`.
@@ -221,17 +323,17 @@ async fn count(
         .kill_on_drop(true);
     match counter {
         Counter::Perf => {
-            cmd.args(["stat", "-x", ",", "-e", "syscalls:sys_enter_*", "-o"])
+            cmd.args(["stat", "-x", ",", "-e", &perf_events(), "-o"])
                 .arg(file)
                 .args(["-p", &pid_list, "--", "sleep"])
                 .arg(format!("{}", window.as_secs_f64()));
-            let status = timeout(window + LEAD * 10, cmd.status())
+            let status = timeout(window + COUNTER_SETUP, cmd.status())
                 .await
                 .map_err(|_| anyhow!("perf did not finish"))??;
             if !status.success() {
                 bail!("perf stat failed ({status})");
             }
-            Ok(parse_perf(&std::fs::read_to_string(file)?))
+            Ok(fold_other(parse_perf(&std::fs::read_to_string(file)?)))
         }
         Counter::Strace => {
             cmd.args(["-c", "-f", "-o"]).arg(file);
@@ -245,7 +347,7 @@ async fn count(
             let _ = std::process::Command::new("kill")
                 .args(["-INT", &pid.to_string()])
                 .status();
-            if timeout(LEAD * 10, child.wait()).await.is_err() {
+            if timeout(COUNTER_SETUP, child.wait()).await.is_err() {
                 let _ = child.start_kill();
                 bail!("strace did not stop on SIGINT");
             }
@@ -254,8 +356,14 @@ async fn count(
     }
 }
 
-/// Load before and after the counted window.
+/// Load before the counters are set up.
 const LEAD: Duration = Duration::from_secs(1);
+/// Bound on perf setting its counters up (or strace stopping).
+const COUNTER_SETUP: Duration = Duration::from_secs(60);
+/// The tracepoint every system call enters.
+const ALL_CALLS: &str = "raw_syscalls:sys_enter";
+/// Where [`parse_perf`] puts the [`ALL_CALLS`] count.
+pub const ALL_KEY: &str = "(all)";
 /// Rows below this many calls per request (for every proxy) are left out.
 const SHOWN_FROM: f64 = 0.01;
 
@@ -269,11 +377,16 @@ mod tests {
                     40000,,syscalls:sys_enter_recvfrom,5000000,100.00,,\n\
                     20000,,syscalls:sys_enter_sendto,5000000,100.00,,\n\
                     0,,syscalls:sys_enter_read,5000000,100.00,,\n\
-                    <not counted>,,syscalls:sys_enter_write,0,0.00,,\n";
+                    <not counted>,,syscalls:sys_enter_write,0,0.00,,\n\
+                    61000,,raw_syscalls:sys_enter,5000000,100.00,,\n";
         let c = parse_perf(text);
-        assert_eq!(c.len(), 2);
+        assert_eq!(c.len(), 3);
         assert_eq!(c["recvfrom"], 40000.0);
         assert_eq!(c["sendto"], 20000.0);
+        let c = fold_other(c);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c["(other)"], 1000.0);
+        assert_eq!(c.values().sum::<f64>(), 61000.0);
     }
 
     #[test]

@@ -107,10 +107,11 @@ pub async fn run_wrk(mut cmd: Command, duration: Duration) -> Result<WrkResult> 
     parse_wrk(&out)
 }
 
-/// Where curl finds the agent's identity and the CA that signed the gateway.
+/// Where curl finds the agent's identity and the gateway's certificate
+/// (self-signed: curl trusts exactly it, as the agents pin it).
 #[derive(Debug, Clone)]
 pub struct CurlIdentity {
-    /// `root-ca.pem`.
+    /// `gateway.pem`.
     pub ca: std::path::PathBuf,
     /// `agent-01.chain.pem` (leaf and intermediate).
     pub cert: std::path::PathBuf,
@@ -122,15 +123,15 @@ impl CurlIdentity {
     /// The lab files in `pki_dir`.
     pub fn in_dir(pki_dir: &Path) -> CurlIdentity {
         CurlIdentity {
-            ca: pki_dir.join("root-ca.pem"),
+            ca: pki_dir.join("gateway.pem"),
             cert: pki_dir.join("agent-01.chain.pem"),
             key: pki_dir.join("agent-01.key"),
         }
     }
 }
 
-/// curl as the agent (client certificate presented, gateway verified
-/// against the lab root, [`SERVER_NAME`] resolved to `addr`), silent, with
+/// curl as the agent (client certificate presented, the gateway's
+/// certificate pinned, [`SERVER_NAME`] resolved to `addr`), silent, with
 /// `--max-time`.
 fn curl(curl: &Path, id: &CurlIdentity, addr: SocketAddr, max: Duration) -> Command {
     let mut cmd = Command::new(curl);
