@@ -92,7 +92,7 @@ demo: deps
 # raise the soft limit as far as the hard limit allows.
 RAISE_NOFILE := ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn)
 
-## bench: load-generator table (direct, passthru, HAProxy, nginx stream; ~6 min), then the same comparison with wrk and curl against the goals, idle memory at 5,000 and 10,000 connections included (~12 min)
+## bench: load-generator table (direct, passthru, HAProxy, nginx stream; ~6 min), then the same comparison with wrk and curl against the goals, idle memory at 5,000 and 10,000 connections included (~15 min in all)
 bench: deps
 	$(CARGO) build --release -p passthru -p passthru-benches --bins
 	$(TARGET_DIR)/release/loadgen run
@@ -109,7 +109,7 @@ bench-idle: deps
 	$(CARGO) build --release -p passthru -p passthru-benches --bins
 	$(RAISE_NOFILE); $(TARGET_DIR)/release/loadgen idle --connections 10000
 
-## bench-syscalls: system calls per keep-alive request, by call, for passthru, HAProxy and nginx (perf stat, or strace -c -f; ~30 s)
+## bench-syscalls: system calls per keep-alive request, by call, for passthru, HAProxy and nginx (perf stat, or strace -c -f; ~1 min)
 BENCH_SYSCALLS_SECONDS ?= 5
 bench-syscalls: deps
 	$(CARGO) build --release -p passthru -p passthru-benches --bins
