@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 use passthru_tests::wire::{client_hello, client_hello_padded};
 use passthru_tests::{ProxyUnderTest, RawBackend, eventually, within};
@@ -39,6 +39,40 @@ fn value(metrics: &str, series: &str) -> Option<f64> {
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// 200 idle connections on the admin port (a scan, a stuck monitor, an
+/// attack) do not keep the balancer's health check from its answer.
+#[tokio::test]
+async fn healthz_answers_within_a_second_with_200_idle_admin_connections() {
+    let gw = RawBackend::spawn("gw").await;
+    let proxy = ProxyUnderTest::new()
+        .admin()
+        .route(&["gw.example.com"], "gw")
+        .backend("gw", &[gw.addr])
+        .spawn()
+        .await;
+    let admin = proxy.admin_addr.unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(
+            within("an idle connection", TcpStream::connect(admin))
+                .await
+                .unwrap(),
+        );
+    }
+    let answer = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut tcp = TcpStream::connect(admin).await?;
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").await?;
+        let mut raw = Vec::new();
+        tcp.read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&raw).into_owned())
+    })
+    .await
+    .expect("/healthz did not answer within a second")
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    drop(idle);
 }
 
 #[tokio::test]
