@@ -284,8 +284,9 @@ impl AccessLog {
         }
     }
 
-    /// Log one finished connection.
-    pub fn write(&self, record: AccessRecord) {
+    /// Log one finished connection. `false` when the line was dropped
+    /// because stdout did not keep up (the caller counts it).
+    pub fn write(&self, record: AccessRecord) -> bool {
         match &self.sink {
             Sink::Lines { tx, format } => {
                 let line = match format {
@@ -294,6 +295,7 @@ impl AccessLog {
                 };
                 if let Err(TrySendError::Full(_)) = tx.try_send(line) {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return false;
                 }
             }
             Sink::Records(tx) => {
@@ -301,6 +303,7 @@ impl AccessLog {
             }
             Sink::Discard => {}
         }
+        true
     }
 
     /// Lines dropped because stdout did not keep up.

@@ -116,7 +116,9 @@ pub(crate) fn account(
         metrics.connection_closed(name);
         debug!(%outcome, "connection finished");
     }
-    log.write(record);
+    if !log.write(record) {
+        metrics.access_log_dropped();
+    }
 }
 
 /// The steps of one connection.

@@ -69,7 +69,7 @@ fn run(path: PathBuf, format: Format) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let (shutdown, reloads) = match signal::install() {
             Ok(handlers) => handlers,
             Err(e) => {
@@ -87,5 +87,8 @@ fn run(path: PathBuf, format: Format) -> ExitCode {
         tokio::spawn(server.reload_handle().serve(reloads, path));
         server.run(shutdown.recv()).await;
         ExitCode::SUCCESS
-    })
+    });
+    // The last diagnostics, bounded: a stalled stderr never holds the exit.
+    logging::flush(std::time::Duration::from_secs(1));
+    code
 }

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use crate::backend::Backend;
+use crate::logging;
 use crate::refusal::Refusal;
 use crate::slots::{QueueExit, Slot};
 
@@ -133,7 +134,9 @@ pub(crate) async fn connect(
             Err(error) => last = error,
         }
     }
-    warn!(backend = %cfg.name, error = %last, "no server of the backend could be reached");
+    if let Some(suppressed) = logging::allow(&cfg.name) {
+        warn!(backend = %cfg.name, error = %last, suppressed, "no server of the backend could be reached");
+    }
     Err(Failure::Refused(Refusal::UpstreamUnavailable, last))
 }
 
@@ -169,7 +172,9 @@ async fn dial_and_replay(
     let (stream, leftover) = match opened {
         Ok(pair) => pair,
         Err(error) => {
-            warn!(backend = %cfg.name, %server, %error, "server unreachable; trying the next server");
+            if let Some(suppressed) = logging::allow(&format!("{}/{server}", cfg.name)) {
+                warn!(backend = %cfg.name, %server, %error, suppressed, "server unreachable; trying the next server");
+            }
             return Err(error);
         }
     };
@@ -181,7 +186,9 @@ async fn dial_and_replay(
         }
     }
     if let Err(error) = written {
-        warn!(backend = %cfg.name, %server, %error, "server closed before the ClientHello was delivered; trying the next server");
+        if let Some(suppressed) = logging::allow(&format!("{}/{server}", cfg.name)) {
+            warn!(backend = %cfg.name, %server, %error, suppressed, "server closed before the ClientHello was delivered; trying the next server");
+        }
         return Err(UpstreamError::Replay {
             server: server.clone(),
             source: error,
