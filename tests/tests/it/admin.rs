@@ -284,3 +284,72 @@ async fn health_checks_take_a_dead_server_out_and_bring_it_back() {
     names.sort();
     assert_eq!(names, ["flaky", "steady"], "round robin uses both again");
 }
+
+/// A listening socket that never completes a handshake: its accept queue
+/// is full, so further SYNs are dropped and a connect waits for its
+/// timeout (a blackholed server).
+fn blackhole() -> (
+    socket2::Socket,
+    Vec<std::net::TcpStream>,
+    std::net::SocketAddr,
+) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fill = Vec::new();
+    for _ in 0..2 {
+        if let Ok(tcp) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            fill.push(tcp);
+        }
+    }
+    (socket, fill, addr)
+}
+
+/// A reload keeps the health of the servers that stay: a blackholed server
+/// marked down stays down (and its gauge 0), so no connection waits for it
+/// right after a SIGHUP. The connect timeout is far beyond the bounded wait
+/// of each connection, so a connection that tried it fails the test.
+#[tokio::test]
+async fn a_reload_keeps_a_dead_server_down() {
+    let steady = RawBackend::spawn("steady").await;
+    let (_hole, _fill, dead) = blackhole();
+    let builder = ProxyUnderTest::new()
+        .route(&["gw.example.com"], "gw")
+        .backend_with(
+            "gw",
+            &[dead.to_string(), steady.addr.to_string()],
+            &[
+                "connect_timeout = \"60s\"",
+                "health_check = { interval = \"50ms\", timeout = \"200ms\", rise = 2, fall = 2 }",
+            ],
+        );
+    let config = passthru::Config::from_toml(&builder.toml(), "reload.toml").unwrap();
+    let proxy = builder.spawn().await;
+    let series = format!("passthru_backend_server_up{{backend=\"gw\",server=\"{dead}\"}}");
+    let down = || (value(&proxy.metrics.encode(), &series) == Some(0.0)).then_some(());
+    eventually(
+        Duration::from_secs(5),
+        down,
+        "the blackholed server was never marked down",
+    )
+    .await;
+
+    let warnings = proxy.reload.apply(&config);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(down().is_some(), "the gauge must keep the server's state");
+    for _ in 0..4 {
+        let (name, _) =
+            hello_then_line(proxy.addr, &client_hello(Some("gw.example.com"), &[])).await;
+        assert_eq!(name, "steady");
+    }
+    assert!(down().is_some());
+}
