@@ -10,12 +10,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use passthru_net::io::write_all;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::Instant;
+use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -139,10 +140,9 @@ async fn pipeline(
         &ctx.clients,
         record,
         metrics,
+        Some(pending),
     )
     .await?;
-    // Routed: no longer pending.
-    drop(pending);
     let opened = open_upstream(&side, &hello, backend, record, metrics).await;
     let upstream = settle(&mut side, &front, opened, cfg, record, metrics).await?;
     let tap = cfg.observe_handshake.then(ObserverTap::new);
@@ -173,6 +173,10 @@ async fn pipeline(
 
 /// Wire steps 1-4 on any byte stream: read the front, route, and on a
 /// refusal write its reply. Returns the ClientHello and its backend.
+/// `pending` (the listener's `max_pending` slot) is returned once routed or
+/// refused: a refusal's reply, written to a client that may not read, does
+/// not hold it past the ClientHello deadline.
+#[allow(clippy::too_many_arguments)]
 async fn admit<'r, S: AsyncRead + AsyncWrite + Unpin>(
     side: &mut ClientSide<'_, S>,
     front: &mut Front,
@@ -181,11 +185,13 @@ async fn admit<'r, S: AsyncRead + AsyncWrite + Unpin>(
     clients: &Arc<ClientTable>,
     record: &mut AccessRecord,
     metrics: &Metrics,
+    pending: Option<OwnedSemaphorePermit>,
 ) -> Result<(ClientHello, &'r Arc<Backend>), Outcome> {
     let admitted = match read_front(side, front, cfg, routing, clients, record, metrics).await {
         Ok(hello) => route(&hello, routing, record).map(|backend| (hello, backend)),
         Err(early) => Err(early),
     };
+    drop(pending);
     settle(side, front, admitted, cfg, record, metrics).await
 }
 
@@ -411,10 +417,16 @@ async fn replay(side: &ClientSide<'_>, upstream: &Upstream) -> Result<(), End> {
     if upstream.leftover.is_empty() {
         return Ok(());
     }
-    write_all(side.stream, &upstream.leftover)
-        .await
-        .map_err(|_| End::ClientReset)
+    match timeout(REPLAY_WAIT, write_all(side.stream, &upstream.leftover)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::ClientReset),
+        Err(_) => Err(End::IdleTimeout),
+    }
 }
+
+/// Longest wait for a client to take the hop's leftover bytes (at most
+/// 16 KiB) before the copy starts.
+const REPLAY_WAIT: Duration = Duration::from_secs(10);
 
 /// Wire step 6 (the copy): both directions until both are done, the idle
 /// timeout, or `stop`; the bytes each way go into `record`.
@@ -546,6 +558,7 @@ servers = ["127.0.0.1:9443"]
             &clients,
             &mut record,
             &metrics,
+            None,
         )
         .await
         .map(|(_, backend)| backend.config.name.clone());
@@ -634,6 +647,7 @@ servers = ["127.0.0.1:9443"]
             &Arc::new(ClientTable::default()),
             &mut record,
             &metrics,
+            None,
         )
         .await;
         assert_eq!(admitted.err(), Some(Outcome::ClientClosed));

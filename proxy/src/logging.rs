@@ -15,7 +15,9 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -43,7 +45,9 @@ pub fn dropped() -> u64 {
 }
 
 /// Wait (at most `limit`) until the lines queued so far are written: called
-/// once at exit, so that the last lines are not lost.
+/// once at exit, so that the last lines are not lost. Blocks: only for the
+/// main thread after the runtime has stopped.
+#[allow(clippy::disallowed_methods)]
 pub fn flush(limit: Duration) {
     let until = Instant::now() + limit;
     let queued = COUNTS.queued.load(Ordering::Relaxed);

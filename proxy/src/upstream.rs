@@ -15,7 +15,7 @@ use passthru_net::dial::{DialError, dial};
 use passthru_net::io::write_all;
 use passthru_net::tunnel::{HopError, tunnel_with_keepalive};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, timeout};
 use tracing::warn;
 
 use crate::backend::Backend;
@@ -178,13 +178,21 @@ async fn dial_and_replay(
             return Err(error);
         }
     };
-    let mut written = Ok(());
-    for part in initial {
-        written = write_all(&stream, part).await;
-        if written.is_err() {
-            break;
+    // A server that accepts but does not read gets `connect_timeout` to
+    // take the buffered bytes (at most `max_client_hello` and a PROXY header).
+    let written = timeout(cfg.connect_timeout, async {
+        for part in initial {
+            write_all(&stream, part).await?;
         }
-    }
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the server did not take the ClientHello within connect_timeout",
+        ))
+    });
     if let Err(error) = written {
         if let Some(suppressed) = logging::allow(&format!("{}/{server}", cfg.name)) {
             warn!(backend = %cfg.name, %server, %error, suppressed, "server closed before the ClientHello was delivered; trying the next server");
