@@ -154,8 +154,11 @@ fn answers() -> &'static Answers {
 /// Recent answers, by name and port; at most [`MAX_ANSWERS`] kept.
 #[derive(Default)]
 struct Answers {
-    by_name: Mutex<HashMap<(String, u16), (Instant, Vec<SocketAddr>)>>,
+    by_name: Mutex<HashMap<(String, u16), Answer>>,
 }
+
+/// When a name was resolved, and to what.
+type Answer = (Instant, Vec<SocketAddr>);
 
 impl Answers {
     fn recent(&self, key: &(String, u16)) -> Option<Vec<SocketAddr>> {
