@@ -7,6 +7,8 @@
 //! - [`backend`]: [`TlsBackend`] (mutual TLS, records what it saw) and
 //!   [`RawBackend`] (plain TCP: records bytes, answers with its name).
 //! - [`proxy`]: [`ProxyUnderTest`], an in-process passthru on port 0.
+//! - [`binary`]: [`BinaryProxy`], the real `passthru` binary as a child
+//!   process (CPU time and memory from `/proc`, metrics from its admin port).
 //! - [`client`]: [`Client`], a rustls agent that pins the server certificate.
 //! - [`hop`]: a scripted fake HTTP proxy and real tinyproxy.
 //! - [`wire`]: raw ClientHellos (captured fixtures, built ones, re-framed).
@@ -19,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod binary;
 pub mod client;
 pub mod hop;
 pub mod lab;
@@ -29,6 +32,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use backend::{RawBackend, TlsBackend};
+pub use binary::BinaryProxy;
 pub use client::Client;
 pub use lab::Lab;
 pub use proxy::ProxyUnderTest;
