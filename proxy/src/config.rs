@@ -59,6 +59,10 @@ pub struct AdminConfig {
     pub drain_delay: Duration,
     /// Then: wait at most this long for open connections.
     pub drain_timeout: Duration,
+    /// With N > 0: close the listeners as soon as every health monitor seen
+    /// in the last minute has had N answers of 503 (`drain_delay` stays the
+    /// upper bound); 0 = off.
+    pub monitor_fall: u32,
 }
 
 /// A backend's active TCP health check.

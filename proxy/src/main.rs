@@ -85,7 +85,10 @@ fn run(path: PathBuf, format: Format) -> ExitCode {
             }
         };
         tokio::spawn(server.reload_handle().serve(reloads, path));
-        server.run(shutdown.recv()).await;
+        let (first, again) = shutdown.tokens();
+        server
+            .run_until(first.cancelled_owned(), again.cancelled_owned())
+            .await;
         ExitCode::SUCCESS
     });
     // The last diagnostics, bounded: a stalled stderr never holds the exit.

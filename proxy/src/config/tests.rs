@@ -572,3 +572,47 @@ fn absurd_durations_are_refused_with_their_key() {
         Some(std::time::Duration::from_secs(7 * 86_400))
     );
 }
+
+#[test]
+fn admin_needs_bind_and_drains_20s_by_default_with_monitor_fall_off() {
+    let c = parse(&format!("{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\n")).unwrap();
+    assert_eq!(c.admin.drain_delay, Duration::from_secs(20));
+    assert_eq!(c.admin.monitor_fall, 0);
+    let e = err(&format!("{MINIMAL}\n[admin]\ndrain_delay = \"5s\"\n"));
+    assert_eq!(e.key(), Some("admin.bind"));
+    assert!(e.to_string().contains("admin.bind is required"), "{e}");
+    let c = parse(&format!(
+        "{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\nmonitor_fall = 3\n"
+    ))
+    .unwrap();
+    assert_eq!(c.admin.monitor_fall, 3);
+    for bad in ["-1", "101"] {
+        let e = err(&format!(
+            "{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\nmonitor_fall = {bad}\n"
+        ));
+        assert_eq!(e.key(), Some("admin.monitor_fall"));
+    }
+}
+
+#[test]
+fn routes_are_named_route_n_unless_named_and_names_are_unique() {
+    let two = |a: &str, b: &str| {
+        format!(
+            "{MINIMAL}\n[[route]]\n{a}\nserver_names = [\"a.example.com\"]\nbackend = \"gw\"\n\
+             [[route]]\n{b}\nserver_names = [\"b.example.com\"]\nbackend = \"gw\"\n"
+        )
+    };
+    let c = parse(&two("name = \"agents\"", "")).unwrap();
+    let names: Vec<&str> = c.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["route[0]", "agents", "route[2]"]);
+    let e = err(&two("name = \"agents\"", "name = \"agents\""));
+    assert_eq!(e.key(), Some("route[2].name"));
+    assert!(
+        e.to_string().contains("already used by route[1].name"),
+        "{e}"
+    );
+    let e = err(&two("name = \"route[0]\"", ""));
+    assert_eq!(e.key(), Some("route[1].name"));
+    let e = err(&two("name = \"\"", ""));
+    assert_eq!(e.key(), Some("route[1].name"));
+}
