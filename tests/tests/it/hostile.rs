@@ -171,3 +171,51 @@ async fn unread_stdout_and_stderr_never_stall_the_proxy() {
         "passthru_access_log_dropped_total is exposed"
     );
 }
+
+/// Issue 19.7: a dead backend no longer turns every client into warning
+/// lines: 100 connections to it log "server unreachable" once (plus one
+/// more per 10 s the run may take), with the count of the lines left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_backend_warns_once_per_period_not_per_connection() {
+    let dead = crate::dead_addr().await;
+    let config = format!(
+        "[[listener]]\nname = \"test\"\nbind = \"127.0.0.1:0\"\n\
+         [default]\nbackend = \"dead\"\n\
+         [[backend]]\nname = \"dead\"\nservers = [\"{dead}\"]\nconnect_timeout = \"2s\"\n"
+    );
+    let proxy = BinaryProxy::start(&config);
+    let addr = proxy.addr;
+    let hello = client_hello(Some("dead.lab.test"), &[]);
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..100 {
+            send_until_closed(addr, &hello);
+        }
+    })
+    .await
+    .unwrap();
+    // Every connection has its access line: all were refused by now.
+    for _ in 0..100 {
+        assert!(
+            proxy
+                .next_access_line()
+                .contains("outcome=upstream_unavailable")
+        );
+    }
+    let mut seen = Vec::new();
+    let warnings = passthru_tests::eventually(
+        WAIT,
+        || {
+            seen.extend(
+                proxy
+                    .diagnostics_so_far()
+                    .into_iter()
+                    .filter(|l| l.contains("server unreachable")),
+            );
+            (!seen.is_empty()).then(|| seen.clone())
+        },
+        "the dead server was never reported",
+    )
+    .await;
+    assert!(warnings.len() <= 5, "{} warning lines", warnings.len());
+    assert!(warnings[0].contains("suppressed=0"), "{}", warnings[0]);
+}
