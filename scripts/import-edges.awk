@@ -65,7 +65,12 @@ function edge(from, path,   to) {
 }
 
 BEGIN {
-    for (i = 1; i < ARGC; i++) file_of[module_of(ARGV[i])] = ARGV[i]
+    # The crate root is lib.rs when there is one (main.rs then roots only
+    # the binary's own modules, which name no root item).
+    for (i = 1; i < ARGC; i++) {
+        m = module_of(ARGV[i])
+        if (!(m in file_of) || ARGV[i] ~ /\/lib\.rs$/) file_of[m] = ARGV[i]
+    }
     for (i = 1; i < ARGC; i++) {
         f = ARGV[i]; text = ""; test_attr = 0
         while ((getline line < f) > 0) {

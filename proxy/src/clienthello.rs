@@ -16,6 +16,7 @@ mod hello;
 mod ja4;
 mod reader;
 mod record;
+mod wire;
+
 #[cfg(test)]
 mod tests;
-mod wire;
