@@ -3,7 +3,7 @@
 
 use super::wire::MAX_RECORD_LEN;
 
-/// Why [`parse`] could not return a [`ClientHello`].
+/// Why [`parse`](super::parse) could not return a [`ClientHello`](super::ClientHello).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// Not enough bytes yet. `needed` is a lower bound on the TOTAL buffer

@@ -53,7 +53,7 @@ pub struct Handshake {
     /// for TLS 1.2, best effort for TLS 1.3).
     pub completed: bool,
     /// Observation stopped early: budget spent, a message larger than
-    /// [`MAX_MESSAGE`], or input that is not TLS.
+    /// [`MAX_MESSAGE`](super::MAX_MESSAGE), or input that is not TLS.
     pub truncated: bool,
 }
 
