@@ -14,7 +14,6 @@
 //! still wants the bytes (handshake observation), a direction copies.
 
 use std::io;
-use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -26,8 +25,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Forwarding;
 
+mod activity;
 #[cfg(target_os = "linux")]
 mod splice;
+
+use activity::{Activity, Failed, half_close};
 
 /// How a forwarded connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,13 +158,6 @@ async fn survive(
     }
 }
 
-/// Which socket of a pump failed.
-#[derive(Debug)]
-enum Failed {
-    Reader,
-    Writer,
-}
-
 /// Which peer failed.
 #[derive(Debug)]
 enum Peer {
@@ -175,20 +170,6 @@ enum Peer {
 struct Direction<'a> {
     upstream: bool,
     count: &'a AtomicU64,
-}
-
-/// The last-activity clock shared by both directions.
-#[derive(Clone, Copy)]
-struct Activity<'a> {
-    last: &'a AtomicU64,
-    epoch: Instant,
-}
-
-impl Activity<'_> {
-    fn touch(&self) {
-        self.last
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
 }
 
 /// Make the coming close send a reset, so that the other peer learns the
@@ -232,11 +213,6 @@ async fn sent(stream: &TcpStream) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = stream;
-}
-
-/// Pass the FIN on: no more bytes this way; the other direction goes on.
-fn half_close(to: &TcpStream) {
-    let _ = SockRef::from(to).shutdown(Shutdown::Write);
 }
 
 async fn pump(
