@@ -1,11 +1,15 @@
 //! The server: bind every listener and the admin port (reporting the bound
 //! addresses), run the accept loops, and drain:
 //! `/healthz` turns 503, listeners keep accepting for `drain_delay`, then
-//! close, and open connections get up to `drain_timeout`.
+//! close, and open connections get up to `drain_timeout`. Or, when a new
+//! process takes the listening sockets over (`handoff`), stop accepting at
+//! once without touching `/healthz` and drain.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,22 +25,36 @@ use crate::admin::{self, AdminState};
 use crate::client_limit::ClientTable;
 use crate::config::{AdminConfig, Config, ListenerConfig};
 use crate::drain::Phase;
+use crate::handoff::message::Kind;
+use crate::handoff::{HandoffServer, Handover, Takeover};
+use crate::inherited::Inherited;
 use crate::listener::{AcceptContext, ListenerState, accept_loop};
 use crate::metrics::Metrics;
 use crate::reload::ReloadHandle;
 use crate::routing::{Routing, backend_servers};
 use crate::slots::Pools;
 
-/// Why a listener or the admin port could not be bound.
+/// Why a listener, the admin port or the handoff socket could not be bound.
 #[derive(Debug, thiserror::Error)]
-#[error("{name}: cannot listen on {addr}: {source}")]
-pub struct BindError {
-    /// `listener NAME` or `admin`.
-    pub name: String,
-    /// Address asked for.
-    pub addr: SocketAddr,
-    /// The socket error.
-    pub source: io::Error,
+pub enum BindError {
+    /// A TCP listener or the admin port.
+    #[error("{name}: cannot listen on {addr}: {source}")]
+    Tcp {
+        /// `listener NAME` or `admin`.
+        name: String,
+        /// Address asked for.
+        addr: SocketAddr,
+        /// The socket error.
+        source: io::Error,
+    },
+    /// The `[admin] handoff` Unix socket.
+    #[error("admin.handoff: cannot listen on {path}: {source}")]
+    Handoff {
+        /// The socket's path.
+        path: PathBuf,
+        /// The socket error.
+        source: io::Error,
+    },
 }
 
 /// A bound, not yet running, proxy.
@@ -51,19 +69,41 @@ pub struct Server {
     phase: watch::Sender<Phase>,
     metrics: Arc<Metrics>,
     log: AccessLog,
+    /// Duplicates of the listening sockets, for a handoff.
+    handoff_sockets: Vec<(Kind, SocketAddr, OwnedFd)>,
+    /// The bound handoff socket (bound after the switch when taking over).
+    handoff: Option<HandoffServer>,
+    /// The process this one takes over from, told to stop once we accept.
+    takeover: Option<Takeover>,
 }
 
 impl Server {
     /// Bind every listener and the admin port of `config`. Must be called
     /// inside a tokio runtime.
     pub fn bind(config: &Config, log: AccessLog) -> Result<Server, BindError> {
+        Server::bind_inheriting(config, log, &mut Inherited::none(), None)
+    }
+
+    /// Like [`Server::bind`], but use the `inherited` socket of each
+    /// listener (and of the admin port) that has one; with `takeover`, tell
+    /// that process to stop accepting once this one accepts. Sockets no
+    /// listener claims are left in `inherited`.
+    pub fn bind_inheriting(
+        config: &Config,
+        log: AccessLog,
+        inherited: &mut Inherited,
+        takeover: Option<Takeover>,
+    ) -> Result<Server, BindError> {
         let mut listeners = Vec::with_capacity(config.listeners.len());
+        let mut handoff_sockets = Vec::new();
         for l in &config.listeners {
-            let socket = bind_socket(l.bind).map_err(|source| BindError {
-                name: format!("listener {}", l.name),
-                addr: l.bind,
-                source,
-            })?;
+            let socket = listen(Kind::Listener, l.bind, inherited, &mut handoff_sockets).map_err(
+                |source| BindError::Tcp {
+                    name: format!("listener {}", l.name),
+                    addr: l.bind,
+                    source,
+                },
+            )?;
             let state = ListenerState {
                 permits: Arc::new(Semaphore::new(l.max_connections)),
                 pending: Arc::new(Semaphore::new(l.max_pending)),
@@ -74,11 +114,27 @@ impl Server {
         }
         let admin = match config.admin.bind {
             None => None,
-            Some(addr) => Some(bind_socket(addr).map_err(|source| BindError {
-                name: "admin".to_string(),
-                addr,
-                source,
-            })?),
+            Some(addr) => Some(
+                listen(Kind::Admin, addr, inherited, &mut handoff_sockets).map_err(|source| {
+                    BindError::Tcp {
+                        name: "admin".to_string(),
+                        addr,
+                        source,
+                    }
+                })?,
+            ),
+        };
+        // Taking over: the path is the running process's until the switch.
+        let handoff = match (&config.admin.handoff, &takeover) {
+            (Some(path), None) => {
+                Some(
+                    HandoffServer::bind(path).map_err(|source| BindError::Handoff {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            _ => None,
         };
         let names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
         let metrics = Arc::new(Metrics::new(&names, &backend_servers(config)));
@@ -96,6 +152,9 @@ impl Server {
             phase,
             metrics,
             log,
+            handoff_sockets,
+            handoff,
+            takeover,
         })
     }
 
@@ -173,21 +232,54 @@ impl Server {
             };
             tokio::spawn(admin::serve(socket, state, stop_admin.clone()))
         });
+        let handover = Handover {
+            sockets: self.handoff_sockets,
+            switched: CancellationToken::new(),
+            stopped: CancellationToken::new(),
+            shutdown: CancellationToken::new(),
+        };
+        let (switched, stopped) = (handover.switched.clone(), handover.stopped.clone());
+        let handoff_shutdown = handover.shutdown.clone();
+        let handoff_task = take_over_and_listen(
+            self.takeover,
+            self.handoff,
+            self.admin_config.handoff.clone(),
+        )
+        .await
+        .map(|server| tokio::spawn(server.serve(handover)));
 
-        shutdown.await;
         let AdminConfig {
             drain_delay,
             drain_timeout,
             ..
         } = self.admin_config;
-        self.phase.send_replace(Phase::Draining);
-        if !drain_delay.is_zero() {
-            info!(delay = %humantime::format_duration(drain_delay), "draining: /healthz says 503; still accepting so the balancer can move traffic away");
-            tokio::time::sleep(drain_delay).await;
+        let handed_over = tokio::select! {
+            () = shutdown => false,
+            () = switched.cancelled() => true,
+        };
+        let mut admin_task = admin_task;
+        if handed_over {
+            // A new process accepts on the same sockets: stop at once,
+            // admin included, and leave /healthz as it is.
+            stop_admin.cancel();
+            if let Some(task) = admin_task.take() {
+                let _ = task.await;
+            }
+        } else {
+            handoff_shutdown.cancel();
+            self.phase.send_replace(Phase::Draining);
+            if !drain_delay.is_zero() {
+                info!(delay = %humantime::format_duration(drain_delay), "draining: /healthz says 503; still accepting so the balancer can move traffic away");
+                tokio::time::sleep(drain_delay).await;
+            }
         }
         stop_accepting.cancel();
         for l in loops {
             let _ = l.await;
+        }
+        stopped.cancel();
+        if let Some(task) = handoff_task {
+            let _ = task.await;
         }
         self.phase.send_replace(Phase::Stopping);
         tracker.close();
@@ -218,7 +310,53 @@ impl Server {
     }
 }
 
-fn bind_socket(addr: SocketAddr) -> io::Result<TcpListener> {
+/// When taking over: tell the running process to stop accepting (this one
+/// accepts already), then listen on the handoff path it leaves. The handoff
+/// server to run, if any.
+async fn take_over_and_listen(
+    takeover: Option<Takeover>,
+    bound: Option<HandoffServer>,
+    path: Option<PathBuf>,
+) -> Option<HandoffServer> {
+    let Some(takeover) = takeover else {
+        return bound;
+    };
+    match takeover.switch().await {
+        Ok(()) => info!("took over: the previous process stopped accepting and drains"),
+        Err(error) => {
+            warn!(%error, "took over, but the previous process did not confirm it stopped accepting")
+        }
+    }
+    let path = path?;
+    match HandoffServer::bind(&path) {
+        Ok(server) => Some(server),
+        Err(error) => {
+            warn!(path = %path.display(), %error, "cannot listen on the handoff socket; the next upgrade cannot take over from this process");
+            None
+        }
+    }
+}
+
+/// The listening socket for `kind` at `addr`: inherited if there is one,
+/// else bound; a duplicate is kept in `dups` for a later handoff.
+fn listen(
+    kind: Kind,
+    addr: SocketAddr,
+    inherited: &mut Inherited,
+    dups: &mut Vec<(Kind, SocketAddr, OwnedFd)>,
+) -> io::Result<TcpListener> {
+    let socket = match inherited.take(kind, addr) {
+        Some(socket) => {
+            info!(%addr, "using an inherited listening socket");
+            socket
+        }
+        None => bind_socket(addr)?,
+    };
+    dups.push((kind, addr, OwnedFd::from(socket.try_clone()?)));
+    TcpListener::from_std(socket)
+}
+
+fn bind_socket(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -227,7 +365,7 @@ fn bind_socket(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 const BACKLOG: i32 = 4096;

@@ -349,6 +349,7 @@ impl Validator<'_> {
                 bind: None,
                 drain_delay: Duration::ZERO,
                 drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+                handoff: None,
             });
         };
         let bind = match &a.bind {
@@ -391,10 +392,20 @@ impl Validator<'_> {
                 "a duration of at most 1 day",
             ));
         }
+        if let Some(path) = &a.handoff
+            && !path.is_absolute()
+        {
+            return Err(self.invalid(
+                "admin.handoff".to_string(),
+                &quote(&path.display().to_string()),
+                "an absolute path such as \"/run/passthru/handoff.sock\"",
+            ));
+        }
         Ok(AdminConfig {
             bind,
             drain_delay,
             drain_timeout,
+            handoff: a.handoff.clone(),
         })
     }
 
