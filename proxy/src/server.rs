@@ -347,7 +347,7 @@ fn listen(
 ) -> io::Result<TcpListener> {
     let socket = match inherited.take(kind, addr) {
         Some(socket) => {
-            info!(%addr, "using an inherited listening socket");
+            info!(%addr, "using an inherited socket");
             socket
         }
         None => bind_socket(addr)?,

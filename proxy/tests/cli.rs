@@ -6,24 +6,19 @@
 // Blocking process-level tests without a runtime: std's clock is the right one.
 #![allow(clippy::disallowed_types)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_passthru");
-const WAIT: Duration = Duration::from_secs(10);
+use common::{BIN, Running, WAIT, admin_addr, echo_server, get, hello_for, routed, write_config};
 
 fn passthru(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
-}
-
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("passthru.toml");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 fn check(text: &str) -> (i32, String, String) {
@@ -220,105 +215,6 @@ fn usage_errors_exit_2_and_help_explains_every_flag() {
     );
 }
 
-/// A running `passthru run`, its stderr and stdout lines on channels.
-struct Running {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-    stdout: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(config: &Path, extra: &[&str]) -> Running {
-        let mut child = Command::new(BIN)
-            .args(["run", "--config", config.to_str().unwrap()])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = lines(child.stderr.take().unwrap());
-        let stdout = lines(child.stdout.take().unwrap());
-        Running {
-            child,
-            stderr,
-            stdout,
-        }
-    }
-
-    fn wait_line(rx: &mpsc::Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if pred(&line) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no {what} within {WAIT:?}"),
-            }
-        }
-    }
-
-    /// The address from the "listening" startup line.
-    fn listening_addr(&self) -> SocketAddr {
-        let line = Self::wait_line(&self.stderr, "listening line", |l| l.contains("listening"));
-        // Text: `addr=IP:PORT`; JSON: `"addr":"IP:PORT"`.
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("addr="))
-            .or_else(|| {
-                line.split("\"addr\":\"")
-                    .nth(1)
-                    .and_then(|rest| rest.split('"').next())
-            })
-            .unwrap_or_else(|| panic!("no addr in {line}"));
-        addr.parse().unwrap()
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([name, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait_exit(mut self) -> i32 {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            if std::time::Instant::now() >= deadline {
-                let _ = self.child.kill();
-                panic!("passthru did not exit within {WAIT:?}");
-            }
-            // Polling a child's exit status: no event to wait on in std.
-            let _ = self.stderr.recv_timeout(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn lines(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 fn http_get(addr: SocketAddr) -> String {
     let mut tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(WAIT)).unwrap();
@@ -428,51 +324,6 @@ fn sighup_swaps_routes_and_keeps_the_old_ones_on_a_bad_file() {
     assert_eq!(proc.wait_exit(), 0);
 }
 
-/// A minimal TLS 1.2 ClientHello with this SNI.
-fn hello_for(name: &str) -> Vec<u8> {
-    let n = name.len() as u16;
-    let mut ext = vec![0, 0];
-    ext.extend_from_slice(&(n + 5).to_be_bytes());
-    ext.extend_from_slice(&(n + 3).to_be_bytes());
-    ext.push(0);
-    ext.extend_from_slice(&n.to_be_bytes());
-    ext.extend_from_slice(name.as_bytes());
-    let mut body = vec![3, 3];
-    body.extend_from_slice(&[7; 32]);
-    body.push(0);
-    body.extend_from_slice(&[0, 2, 0xc0, 0x2f, 1, 0]);
-    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-    body.extend_from_slice(&ext);
-    let mut hs = vec![1, 0];
-    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
-    hs.extend_from_slice(&body);
-    let mut rec = vec![0x16, 3, 1];
-    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-    rec.extend_from_slice(&hs);
-    rec
-}
-
-/// An echo server on 127.0.0.1:0 in a thread: each connection is echoed
-/// until it closes.
-fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { break };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = conn.read(&mut buf) {
-                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 fn drain_config(backend: SocketAddr, delay: &str, timeout: &str) -> String {
     format!(
         "[[listener]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\n\
@@ -480,39 +331,6 @@ fn drain_config(backend: SocketAddr, delay: &str, timeout: &str) -> String {
          [[backend]]\nname = \"gw\"\nservers = [\"{backend}\"]\n\
          [admin]\nbind = \"127.0.0.1:0\"\ndrain_delay = \"{delay}\"\ndrain_timeout = \"{timeout}\"\n"
     )
-}
-
-fn admin_addr(proc: &Running) -> SocketAddr {
-    let line = Running::wait_line(&proc.stderr, "admin line", |l| {
-        l.contains("admin endpoint listening")
-    });
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn get(addr: SocketAddr, path: &str) -> String {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(WAIT)).unwrap();
-    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut reply = String::new();
-    let _ = tcp.read_to_string(&mut reply);
-    reply
-}
-
-/// Open a routed connection and check one echo round trip.
-fn routed(addr: SocketAddr) -> TcpStream {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(WAIT)).unwrap();
-    let hello = hello_for("gw.example.com");
-    tcp.write_all(&hello).unwrap();
-    let mut echo = vec![0u8; hello.len()];
-    tcp.read_exact(&mut echo).unwrap();
-    assert_eq!(echo, hello);
-    tcp
 }
 
 #[test]
@@ -721,25 +539,12 @@ fn out_of_descriptors_it_neither_crashes_nor_spins_and_recovers() {
     );
     let path = write_config(dir.path(), &config);
     // A low descriptor limit for passthru alone.
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -n 48 && exec {BIN} run --config {}",
-            path.display()
-        ))
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = lines(child.stderr.take().unwrap());
-    let stdout = lines(child.stdout.take().unwrap());
-    let proc = Running {
-        child,
-        stderr,
-        stdout,
-    };
+    let mut command = Command::new("sh");
+    command.arg("-c").arg(format!(
+        "ulimit -n 48 && exec {BIN} run --config {}",
+        path.display()
+    ));
+    let proc = Running::spawn(command);
     let addr = proc.listening_addr();
     let pid = proc.child.id();
 
