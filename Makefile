@@ -4,7 +4,7 @@ CARGO ?= cargo
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 # Debian packages the tests, the demo and the benchmarks use.
-DEBIAN_PACKAGES := openssl curl socat haproxy nginx libnginx-mod-stream tinyproxy iproute2 util-linux chromium
+DEBIAN_PACKAGES := openssl curl socat haproxy nginx libnginx-mod-stream tinyproxy iproute2 util-linux systemd chromium
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: all build test lint fmt demo bench bench-quick bench-idle bench-micro deps clean soak audit fuzz package package-deps package-test
@@ -36,7 +36,7 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-## deps: install missing Debian packages (openssl, curl, socat, haproxy, nginx + stream module, tinyproxy, iproute2 (ip, tc, ss), util-linux (unshare), chromium)
+## deps: install missing Debian packages (openssl, curl, socat, haproxy, nginx + stream module, tinyproxy, iproute2 (ip, tc, ss), util-linux (unshare, setpriv), systemd (systemd-socket-activate), chromium)
 deps:
 	$(call apt_install_missing,$(DEBIAN_PACKAGES))
 
