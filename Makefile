@@ -7,7 +7,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 DEBIAN_PACKAGES := openssl curl socat haproxy nginx libnginx-mod-stream tinyproxy iproute2 util-linux systemd chromium
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all build test lint fmt demo bench bench-quick bench-idle bench-micro deps clean soak audit fuzz package package-deps package-test
+.PHONY: all build test lint fmt demo demo-fleet bench bench-quick bench-idle bench-micro deps clean soak audit fuzz package package-deps package-test
 
 all: build
 
@@ -86,6 +86,11 @@ demo: deps
 	$(CARGO) build -p passthru -p passthru-tests -p lb-sim --bins
 	$(TARGET_DIR)/debug/passthru-demo --passthru $(TARGET_DIR)/debug/passthru
 	$(TARGET_DIR)/debug/lb-sim --html $(TARGET_DIR)/lb-sim-report.html --json $(TARGET_DIR)/lb-sim-report.json
+
+## demo-fleet: optional part of the demo: three passthru instances behind a real HAProxy and a mutual-TLS gateway, agents connecting continuously; a rolling upgrade (--takeover) and a rolling restart, with their counts (~15 s)
+demo-fleet: deps
+	$(CARGO) build -p passthru -p passthru-tests --bins
+	$(TARGET_DIR)/debug/passthru-fleet --passthru $(TARGET_DIR)/debug/passthru
 
 ## bench: load-generator table (direct, passthru, HAProxy, nginx stream; ~6 min), then memory per idle connection (~1 min)
 bench: deps

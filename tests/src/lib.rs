@@ -8,6 +8,8 @@
 //!   [`RawBackend`] (plain TCP: records bytes, answers with its name).
 //! - [`proxy`]: [`ProxyUnderTest`], an in-process passthru on port 0.
 //! - [`client`]: [`Client`], a rustls agent that pins the server certificate.
+//! - [`fleet`]: three real passthru processes behind a real HAProxy, a
+//!   rolling upgrade and a rolling restart under continuous agent load.
 //! - [`hop`]: a scripted fake HTTP proxy and real tinyproxy.
 //! - [`wire`]: raw ClientHellos (captured fixtures, built ones, re-framed).
 //!
@@ -20,6 +22,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod fleet;
 pub mod hop;
 pub mod lab;
 pub mod proxy;

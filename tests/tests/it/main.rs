@@ -8,6 +8,7 @@ mod admin;
 mod clienthello;
 mod connect_front;
 mod connect_hop;
+mod fleet;
 mod forwarding;
 mod interop;
 mod limits;
