@@ -141,10 +141,17 @@ pub(crate) struct Handover {
 }
 
 impl HandoffServer {
-    /// Listen on `path`, mode 0600, replacing a stale socket file.
+    /// Listen on `path`, mode 0600, replacing a stale socket file (one
+    /// nobody listens on any more).
     pub fn bind(path: &Path) -> io::Result<HandoffServer> {
         match std::fs::symlink_metadata(path) {
             Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
+                if StdUnixStream::connect(path).is_ok() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        "a running passthru listens there (take it over with --takeover)",
+                    ));
+                }
                 std::fs::remove_file(path)?;
             }
             Ok(_) => {
@@ -167,11 +174,16 @@ impl HandoffServer {
 
     /// Serve takeovers until one switches or the server shuts down.
     pub(crate) async fn serve(self, handover: Handover) {
+        let HandoffServer {
+            listener,
+            path,
+            ino,
+        } = self;
         let sockets = Arc::new(handover.sockets);
-        info!(path = %self.path.display(), "handoff socket listening");
+        info!(path = %path.display(), "handoff socket listening");
         let switched = loop {
             let accepted = tokio::select! {
-                accepted = self.listener.accept() => accepted,
+                accepted = listener.accept() => accepted,
                 () = handover.shutdown.cancelled() => break false,
             };
             let Ok((stream, _)) = accepted else { continue };
@@ -196,6 +208,9 @@ impl HandoffServer {
                         "handoff: the new process accepts; stopping accepting and draining (/healthz unchanged)"
                     );
                     handover.switched.cancel();
+                    // Closed before the answer, so the new process can
+                    // listen on the path as soon as it has it.
+                    drop(listener);
                     handover.stopped.cancelled().await;
                     let _ = tokio::task::spawn_blocking(move || {
                         let mut stream = stream;
@@ -210,8 +225,8 @@ impl HandoffServer {
             }
         };
         // After a switch the path may already be the new process's socket.
-        if !switched && std::fs::metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
-            let _ = std::fs::remove_file(&self.path);
+        if !switched && std::fs::metadata(&path).is_ok_and(|m| m.ino() == ino) {
+            let _ = std::fs::remove_file(&path);
         }
     }
 }

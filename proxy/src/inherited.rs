@@ -9,7 +9,23 @@ use std::os::fd::OwnedFd;
 
 use socket2::{Socket, Type};
 
-use crate::handoff::message::Kind;
+/// What an inherited socket serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A `[[listener]]`.
+    Listener,
+    /// The `[admin]` endpoint.
+    Admin,
+}
+
+impl Kind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Kind::Listener => "listener",
+            Kind::Admin => "admin",
+        }
+    }
+}
 
 /// Inherited listening sockets, not yet claimed by a listener.
 #[derive(Debug, Default)]

@@ -237,6 +237,47 @@ fn a_failed_takeover_leaves_the_running_process_unchanged() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("listener[0].bind"), "{stderr}");
 
+    // A new listener that cannot be bound (its port is taken): exit 2
+    // after receiving the sockets, before the switch.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let unbindable = handoff_config(backend, &socket, true).replace(
+        "name = \"extra\"\nbind = \"127.0.0.1:0\"",
+        &format!(
+            "name = \"extra\"\nbind = \"{}\"",
+            taken.local_addr().unwrap()
+        ),
+    );
+    let unbindable = write_config(bad_dir.path(), &unbindable);
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--config",
+            unbindable.to_str().unwrap(),
+            "--takeover",
+            sock,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("listener extra: cannot listen"), "{stderr}");
+    Running::wait_line(&old.stderr, "the aborted takeover warning", |l| {
+        l.contains("did not take over; still serving")
+    });
+
+    // A second process started without --takeover does not steal the
+    // handoff socket of the running one.
+    let out = Command::new(BIN)
+        .args(["run", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a running passthru listens there"),
+        "{stderr}"
+    );
+
     // No process at the socket: exit 2 with the reason.
     let nowhere = dir.path().join("nobody-here.sock");
     let out = Command::new(BIN)

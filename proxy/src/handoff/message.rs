@@ -11,6 +11,8 @@
 
 use std::net::SocketAddr;
 
+pub use crate::inherited::Kind;
+
 /// Most descriptors one offer carries.
 pub const MAX_SOCKETS: usize = 64;
 /// Largest message, in bytes.
@@ -21,24 +23,6 @@ const MAGIC: &str = "passthru-handoff 1";
 pub const SWITCH: &[u8] = b"switch\n";
 /// The running process's answer once it no longer accepts.
 pub const STOPPED: &[u8] = b"stopped\n";
-
-/// What a passed socket served in the running process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A `[[listener]]`.
-    Listener,
-    /// The `[admin]` endpoint.
-    Admin,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Listener => "listener",
-            Kind::Admin => "admin",
-        }
-    }
-}
 
 /// The running process's first message.
 #[derive(Debug, Clone, PartialEq, Eq)]
