@@ -34,19 +34,24 @@ use crate::reload::ReloadHandle;
 use crate::routing::{Routing, backend_servers};
 use crate::slots::Pools;
 
-/// Why a listener, the admin port or the handoff socket could not be bound.
+/// Why a listener or the admin port could not be bound.
 #[derive(Debug, thiserror::Error)]
-pub enum BindError {
-    /// A TCP listener or the admin port.
-    #[error("{name}: cannot listen on {addr}: {source}")]
-    Tcp {
-        /// `listener NAME` or `admin`.
-        name: String,
-        /// Address asked for.
-        addr: SocketAddr,
-        /// The socket error.
-        source: io::Error,
-    },
+#[error("{name}: cannot listen on {addr}: {source}")]
+pub struct BindError {
+    /// `listener NAME` or `admin`.
+    pub name: String,
+    /// Address asked for.
+    pub addr: SocketAddr,
+    /// The socket error.
+    pub source: io::Error,
+}
+
+/// Why [`Server::bind_inheriting`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener or the admin port.
+    #[error(transparent)]
+    Bind(#[from] BindError),
     /// The `[admin] handoff` Unix socket.
     #[error("admin.handoff: cannot listen on {path}: {source}")]
     Handoff {
@@ -78,17 +83,39 @@ pub struct Server {
 }
 
 impl Server {
-    /// Bind every listener and the admin port of `config`. Must be called
-    /// inside a tokio runtime.
+    /// Bind every listener and the admin port of `config` (not the
+    /// `[admin] handoff` socket: [`Server::bind_inheriting`] serves that).
+    /// Must be called inside a tokio runtime.
     pub fn bind(config: &Config, log: AccessLog) -> Result<Server, BindError> {
-        Server::bind_inheriting(config, log, &mut Inherited::none(), None)
+        Server::bind_sockets(config, log, &mut Inherited::none(), None)
     }
 
     /// Like [`Server::bind`], but use the `inherited` socket of each
-    /// listener (and of the admin port) that has one; with `takeover`, tell
-    /// that process to stop accepting once this one accepts. Sockets no
-    /// listener claims are left in `inherited`.
+    /// listener (and of the admin port) that has one, and serve the
+    /// `[admin] handoff` socket; with `takeover`, tell that process to stop
+    /// accepting once this one accepts (and listen on the handoff socket
+    /// only then). Sockets no listener claims are left in `inherited`.
     pub fn bind_inheriting(
+        config: &Config,
+        log: AccessLog,
+        inherited: &mut Inherited,
+        takeover: Option<Takeover>,
+    ) -> Result<Server, StartError> {
+        let taking_over = takeover.is_some();
+        let mut server = Server::bind_sockets(config, log, inherited, takeover)?;
+        if let (Some(path), false) = (&config.admin.handoff, taking_over) {
+            server.handoff =
+                Some(
+                    HandoffServer::bind(path).map_err(|source| StartError::Handoff {
+                        path: path.clone(),
+                        source,
+                    })?,
+                );
+        }
+        Ok(server)
+    }
+
+    fn bind_sockets(
         config: &Config,
         log: AccessLog,
         inherited: &mut Inherited,
@@ -98,7 +125,7 @@ impl Server {
         let mut handoff_sockets = Vec::new();
         for l in &config.listeners {
             let socket = listen(Kind::Listener, l.bind, inherited, &mut handoff_sockets).map_err(
-                |source| BindError::Tcp {
+                |source| BindError {
                     name: format!("listener {}", l.name),
                     addr: l.bind,
                     source,
@@ -116,25 +143,13 @@ impl Server {
             None => None,
             Some(addr) => Some(
                 listen(Kind::Admin, addr, inherited, &mut handoff_sockets).map_err(|source| {
-                    BindError::Tcp {
+                    BindError {
                         name: "admin".to_string(),
                         addr,
                         source,
                     }
                 })?,
             ),
-        };
-        // Taking over: the path is the running process's until the switch.
-        let handoff = match (&config.admin.handoff, &takeover) {
-            (Some(path), None) => {
-                Some(
-                    HandoffServer::bind(path).map_err(|source| BindError::Handoff {
-                        path: path.clone(),
-                        source,
-                    })?,
-                )
-            }
-            _ => None,
         };
         let names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
         let metrics = Arc::new(Metrics::new(&names, &backend_servers(config)));
@@ -153,7 +168,8 @@ impl Server {
             metrics,
             log,
             handoff_sockets,
-            handoff,
+            // Taking over, the path is the running process's until the switch.
+            handoff: None,
             takeover,
         })
     }
