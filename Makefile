@@ -81,10 +81,11 @@ audit:
 fmt:
 	$(CARGO) fmt --all
 
-## demo: lab PKI, the real passthru in front of a mutual-TLS gateway; then every lb-sim scenario, table and HTML report
+## demo: lab PKI, the real passthru in front of a mutual-TLS gateway; Chromium's post-quantum hello split over a small-MTU path; then every lb-sim scenario, table and HTML report
 demo: deps
 	$(CARGO) build -p passthru -p passthru-tests -p lb-sim --bins
 	$(TARGET_DIR)/debug/passthru-demo --passthru $(TARGET_DIR)/debug/passthru
+	$(CARGO) test -q -p passthru-tests --test it -- post_quantum --nocapture
 	$(TARGET_DIR)/debug/lb-sim --html $(TARGET_DIR)/lb-sim-report.html --json $(TARGET_DIR)/lb-sim-report.json
 
 ## demo-fleet: optional part of the demo: three passthru instances behind a real HAProxy and a mutual-TLS gateway, agents connecting continuously; a rolling upgrade (--takeover) and a rolling restart, with their counts (~15 s)

@@ -9,12 +9,37 @@
 //!   never asks for more than the hello the whole turned out to hold;
 //! - a parsed (record-framed) hello re-split into other records parses to
 //!   the same hello;
-//! - whatever parses was classified by `sniff` as TLS or SSLv2.
+//! - whatever parses was classified by `sniff` as TLS or SSLv2;
+//! - cost: routing a parsed hello's SNI makes at most one hash probe more
+//!   than the table has wildcard lengths, whatever the name, and its JA4 is
+//!   36 characters (or none).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
 use passthru::clienthello::{self, ClientHello, Error};
+use passthru::config::RouteConfig;
+use passthru::route::RouteTable;
 use passthru::sniff::{Sniff, sniff};
+
+/// Routes with three wildcard lengths and an exact name.
+fn table() -> &'static RouteTable {
+    static TABLE: OnceLock<RouteTable> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let names = ["*.a", "*.lab.test", "*.x.lab.test", "gw.lab.test"];
+        let routes: Vec<RouteConfig> = names
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .map(|pattern| RouteConfig {
+                server_names: vec![pattern],
+                alpn: Vec::new(),
+                backend: 0,
+            })
+            .collect();
+        RouteTable::from_routes(&routes, Some(0))
+    })
+}
 
 fuzz_target!(|data: &[u8]| {
     let whole = clienthello::parse(data);
@@ -34,6 +59,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(matches!(class, Sniff::Tls | Sniff::Sslv2), "{class:?}");
             assert_eq!(hello.sslv2, class == Sniff::Sslv2);
             assert_eq!(clienthello::parse(&data[..hello.len]), whole);
+            if let Some(name) = &hello.server_name {
+                let probes = table().lookup_probes(name);
+                assert!(probes <= 1 + table().wildcard_lengths(), "{probes} probes");
+            }
+            if let Some(ja4) = clienthello::ja4(data) {
+                assert_eq!(ja4.len(), 36, "{ja4}");
+            }
             if !hello.sslv2 {
                 check_reframed(data, hello);
             }
@@ -96,6 +128,7 @@ fn check_reframed(data: &[u8], hello: &ClientHello) {
     let mut sizes = data.iter().cycle().skip(hello.len / 3);
     let mut start = 0;
     let mut expected_len = None;
+    let mut record_count = 0;
     while start < payload.len() {
         // 1..=256 bytes per record; a zero size byte means "the rest".
         let size = match sizes.next().copied().unwrap_or(0) {
@@ -106,13 +139,17 @@ fn check_reframed(data: &[u8], hello: &ClientHello) {
         framed.extend_from_slice(&[22, records[1], records[2]]);
         framed.extend_from_slice(&u16::try_from(end - start).unwrap_or(0).to_be_bytes());
         framed.extend_from_slice(&payload[start..end]);
-        if expected_len.is_none() && end >= message_len {
-            expected_len = Some(framed.len());
+        if expected_len.is_none() {
+            record_count += 1;
+            if end >= message_len {
+                expected_len = Some(framed.len());
+            }
         }
         start = end;
     }
     let expected = ClientHello {
         len: expected_len.unwrap_or(framed.len()),
+        records: record_count,
         ..hello.clone()
     };
     assert_eq!(clienthello::parse(&framed), Ok(expected), "re-framed");

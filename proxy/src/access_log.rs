@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::clienthello::Groups;
 use crate::observe::Handshake;
 use crate::refusal::Outcome;
 
@@ -44,6 +45,11 @@ pub struct AccessRecord {
     pub alpn: Vec<String>,
     /// Highest TLS version offered ("TLSv1.3", …).
     pub tls_version: Option<&'static str>,
+    /// JA4 fingerprint of the ClientHello (FoxIO's definition, transport `t`).
+    pub ja4: Option<String>,
+    /// Key-share groups offered, by name (`x25519mlkem768`, `x25519`, …).
+    #[serde(serialize_with = "group_names")]
+    pub key_shares: Option<Groups>,
     /// `route[N]` or `default`.
     pub route: Option<String>,
     /// Backend name.
@@ -90,6 +96,8 @@ impl AccessRecord {
             sni: None,
             alpn: Vec::new(),
             tls_version: None,
+            ja4: None,
+            key_shares: None,
             route: None,
             backend: None,
             server: None,
@@ -129,6 +137,12 @@ impl AccessRecord {
             },
         );
         push("tls", self.tls_version.unwrap_or("-"));
+        push("ja4", self.ja4.as_deref().unwrap_or("-"));
+        let groups = self.key_shares.as_ref().map(Groups::to_string);
+        push(
+            "key_shares",
+            groups.as_deref().filter(|g| !g.is_empty()).unwrap_or("-"),
+        );
         push("route", self.route.as_deref().unwrap_or("-"));
         push("backend", self.backend.as_deref().unwrap_or("-"));
         push("server", self.server.as_deref().unwrap_or("-"));
@@ -207,6 +221,14 @@ fn value(v: &str) -> String {
         v.to_string()
     } else {
         format!("{v:?}")
+    }
+}
+
+/// Key-share groups as a JSON list of names (`null` before a hello was read).
+fn group_names<S: serde::Serializer>(groups: &Option<Groups>, s: S) -> Result<S::Ok, S::Error> {
+    match groups {
+        Some(groups) => s.collect_seq(groups.iter().map(|group| group.name())),
+        None => s.serialize_none(),
     }
 }
 
@@ -320,6 +342,8 @@ mod tests {
         r.sni = Some("gw.example.com".into());
         r.alpn = vec!["h2".into(), "http/1.1".into()];
         r.tls_version = Some("TLSv1.3");
+        r.ja4 = Some("t13d1517h2_8daaf6152771_cb7bf5808d99".into());
+        r.key_shares = Some([0x0a0a, 0x11ec, 0x001d].into_iter().collect());
         r.route = Some("route[0]".into());
         r.backend = Some("gateway".into());
         r.server = Some("10.0.0.1:443".into());
@@ -339,6 +363,8 @@ mod tests {
             "sni=gw.example.com",
             "alpn=h2,http/1.1",
             "tls=TLSv1.3",
+            "ja4=t13d1517h2_8daaf6152771_cb7bf5808d99",
+            "key_shares=x25519mlkem768,x25519",
             "route=route[0]",
             "backend=gateway",
             "server=10.0.0.1:443",
@@ -367,6 +393,15 @@ mod tests {
         assert_eq!(v["sni"], "gw.example.com");
         assert_eq!(v["bytes_up"], 517);
         assert_eq!(v["outcome"], "ok");
+        assert_eq!(v["ja4"], "t13d1517h2_8daaf6152771_cb7bf5808d99");
+        assert_eq!(
+            v["key_shares"],
+            serde_json::json!(["x25519mlkem768", "x25519"])
+        );
+        let bare = AccessRecord::new("public", "192.0.2.1:5000".parse().unwrap());
+        let v: serde_json::Value = serde_json::from_str(&bare.to_json()).unwrap();
+        assert!(v["ja4"].is_null() && v["key_shares"].is_null());
+        assert!(bare.to_text().contains(" ja4=- key_shares=- "));
         assert!(v["time"].as_str().unwrap().ends_with('Z'));
     }
 }

@@ -10,6 +10,11 @@ use std::collections::BTreeSet;
 
 use reader::Reader;
 
+pub use groups::{Group, GroupSet, Groups};
+pub use ja4::ja4;
+
+mod groups;
+mod ja4;
 mod reader;
 
 /// What passthru needs from a ClientHello.
@@ -18,8 +23,11 @@ pub struct ClientHello {
     /// SNI host_name exactly as sent (lossy UTF-8 for non-UTF-8 bytes), not
     /// lowercased, trailing dot kept. None when absent.
     pub server_name: Option<String>,
-    /// ALPN protocols offered, in order (lossy UTF-8).
+    /// ALPN protocols offered, in order (lossy UTF-8): the first
+    /// [`MAX_ALPN_KEPT`] only, so that a hostile list costs little memory.
     pub alpn: Vec<String>,
+    /// How many ALPN protocols were offered beyond those kept in `alpn`.
+    pub alpn_more: usize,
     /// Record-layer version of the first record (0x0301 etc.); for
     /// SSLv2-compatible hellos, 0x0002.
     pub record_version: u16,
@@ -33,6 +41,12 @@ pub struct ClientHello {
     pub ech: bool,
     /// SSLv2-compatible CLIENT-HELLO (record header with high bit set).
     pub sslv2: bool,
+    /// Groups of the key_share extension's entries, in order, GREASE skipped.
+    pub key_shares: Groups,
+    /// supported_groups extension, GREASE skipped.
+    pub supported_groups: GroupSet,
+    /// TLS records the hello spanned (1 for SSLv2-compatible hellos).
+    pub records: usize,
     /// Number of bytes of `buf` the hello occupied (all records carrying it,
     /// headers included).
     pub len: usize,
@@ -44,11 +58,15 @@ impl ClientHello {
         Self {
             server_name: None,
             alpn: Vec::new(),
+            alpn_more: 0,
             record_version,
             legacy_version,
             supported_versions: Vec::new(),
             ech: false,
             sslv2,
+            key_shares: Groups::default(),
+            supported_groups: GroupSet::default(),
+            records: 1,
             len,
         }
     }
@@ -171,6 +189,7 @@ struct Framed<'a> {
     message: Cow<'a, [u8]>,
     record_version: u16,
     len: usize,
+    records: usize,
 }
 
 /// Walk the handshake records until the whole ClientHello message is
@@ -180,6 +199,7 @@ fn reassemble(buf: &[u8]) -> Result<Framed<'_>, Error> {
         return Ok(framed);
     }
     let mut pos = 0;
+    let mut records = 0;
     let mut have = 0; // handshake bytes in the records before `pos`
     let mut header = [0u8; HANDSHAKE_HEADER_LEN];
     let mut total = None; // the whole message length, once its header is known
@@ -204,6 +224,7 @@ fn reassemble(buf: &[u8]) -> Result<Framed<'_>, Error> {
             total = Some(HANDSHAKE_HEADER_LEN + body_len);
         }
         have += record_len;
+        records += 1;
         if payload.len() < record_len {
             let rest = total.unwrap_or(HANDSHAKE_HEADER_LEN).saturating_sub(have);
             let more = if rest == 0 {
@@ -222,6 +243,7 @@ fn reassemble(buf: &[u8]) -> Result<Framed<'_>, Error> {
                 message,
                 record_version,
                 len: pos,
+                records,
             });
         }
     }
@@ -267,6 +289,7 @@ fn single_record(buf: &[u8]) -> Option<Framed<'_>> {
         message,
         record_version,
         len: RECORD_HEADER_LEN + record_len,
+        records: 1,
     })
 }
 
@@ -302,6 +325,7 @@ fn parse_message(framed: &Framed<'_>) -> Result<ClientHello, Invalid> {
         return Err(Invalid::BadLength("compression_methods"));
     }
     let mut hello = ClientHello::bare(framed.record_version, legacy_version, false, framed.len);
+    hello.records = framed.records;
     if r.is_empty() {
         return Ok(hello); // old hellos may omit the extensions block
     }
@@ -317,7 +341,19 @@ fn parse_message(framed: &Framed<'_>) -> Result<ClientHello, Invalid> {
                 let name = server_name(data).map_err(|_| Invalid::BadExtension("server_name"));
                 hello.server_name = name?;
             }
-            EXT_ALPN => hello.alpn = alpn(data).map_err(|_| Invalid::BadExtension("alpn"))?,
+            EXT_ALPN => {
+                (hello.alpn, hello.alpn_more) =
+                    alpn(data).map_err(|_| Invalid::BadExtension("alpn"))?;
+            }
+            EXT_KEY_SHARE => {
+                hello.key_shares =
+                    key_shares(data).map_err(|_| Invalid::BadExtension("key_share"))?;
+            }
+            EXT_SUPPORTED_GROUPS => {
+                let groups = supported_groups(data);
+                hello.supported_groups =
+                    groups.map_err(|_| Invalid::BadExtension("supported_groups"))?;
+            }
             EXT_SUPPORTED_VERSIONS => {
                 let versions = supported_versions(data);
                 hello.supported_versions =
@@ -330,7 +366,9 @@ fn parse_message(framed: &Framed<'_>) -> Result<ClientHello, Invalid> {
     Ok(hello)
 }
 
-/// server_name (RFC 6066): the first host_name entry of the list.
+/// server_name (RFC 6066): the first host_name entry of the list. A
+/// host_name that is empty, longer than [`MAX_HOST_NAME`] bytes or holds a
+/// NUL byte makes the extension malformed, as BoringSSL reads it.
 fn server_name(mut data: Reader<'_>) -> Result<Option<String>, Invalid> {
     let mut list = data.prefixed_u16("server_name")?;
     data.finish("server_name")?;
@@ -339,25 +377,67 @@ fn server_name(mut data: Reader<'_>) -> Result<Option<String>, Invalid> {
         let kind = list.u8("server_name")?;
         let name = list.prefixed_u16("server_name")?;
         if kind == SNI_HOST_NAME && host_name.is_none() {
+            let bytes = name.rest();
+            if bytes.is_empty() || bytes.len() > MAX_HOST_NAME || bytes.contains(&0) {
+                return Err(Invalid::BadLength("server_name"));
+            }
             host_name = Some(lossy(name));
         }
     }
     Ok(host_name)
 }
 
-/// application_layer_protocol_negotiation (RFC 7301): non-empty names, in order.
-fn alpn(mut data: Reader<'_>) -> Result<Vec<String>, Invalid> {
+/// application_layer_protocol_negotiation (RFC 7301): non-empty names, in
+/// order, the first [`MAX_ALPN_KEPT`] kept, with the count of the others.
+fn alpn(mut data: Reader<'_>) -> Result<(Vec<String>, usize), Invalid> {
     let mut list = data.prefixed_u16("alpn")?;
     data.finish("alpn")?;
     let mut names = Vec::with_capacity(4);
+    let mut more = 0;
     while !list.is_empty() {
         let name = list.prefixed_u8("alpn")?;
         if name.is_empty() {
             return Err(Invalid::BadLength("alpn"));
         }
-        names.push(lossy(name));
+        if names.len() < MAX_ALPN_KEPT {
+            names.push(lossy(name));
+        } else {
+            more += 1;
+        }
     }
-    Ok(names)
+    Ok((names, more))
+}
+
+/// key_share (RFC 8446 4.2.8): the group of each KeyShareEntry.
+fn key_shares(mut data: Reader<'_>) -> Result<Groups, Invalid> {
+    let mut list = data.prefixed_u16("key_share")?;
+    data.finish("key_share")?;
+    let mut groups = Groups::default();
+    while !list.is_empty() {
+        let group = list.u16("key_share")?;
+        list.prefixed_u16("key_share")?;
+        groups.push(group);
+    }
+    Ok(groups)
+}
+
+/// supported_groups (RFC 8446 4.2.7).
+fn supported_groups(mut data: Reader<'_>) -> Result<GroupSet, Invalid> {
+    let mut list = data.prefixed_u16("supported_groups")?;
+    data.finish("supported_groups")?;
+    if list.remaining() % 2 != 0 {
+        return Err(Invalid::BadLength("supported_groups"));
+    }
+    let mut groups = GroupSet::default();
+    while !list.is_empty() {
+        groups.insert(list.u16("supported_groups")?);
+    }
+    Ok(groups)
+}
+
+/// GREASE values (RFC 8701): 0x0a0a, 0x1a1a, … 0xfafa.
+fn is_grease(value: u16) -> bool {
+    value & 0x0f0f == 0x0a0a && value >> 8 == value & 0xff
 }
 
 /// supported_versions (RFC 8446 4.2.1), GREASE values removed.
@@ -370,7 +450,7 @@ fn supported_versions(mut data: Reader<'_>) -> Result<Vec<u16>, Invalid> {
     let mut versions = Vec::with_capacity(list.remaining() / 2);
     while !list.is_empty() {
         let version = list.u16("supported_versions")?;
-        if version & 0x0f0f != 0x0a0a {
+        if !is_grease(version) {
             versions.push(version);
         }
     }
@@ -499,9 +579,15 @@ const MAX_RECORD_LEN: usize = 16384 + 2048;
 const CONTENT_HANDSHAKE: u8 = 22;
 const HANDSHAKE_CLIENT_HELLO: u8 = 1;
 const SNI_HOST_NAME: u8 = 0;
+/// Longest SNI host_name accepted (a DNS name is at most 253 characters).
+pub const MAX_HOST_NAME: usize = 255;
+/// ALPN names kept from a hello; the rest are only counted.
+pub const MAX_ALPN_KEPT: usize = 16;
 const EXT_SERVER_NAME: u16 = 0;
+const EXT_SUPPORTED_GROUPS: u16 = 10;
 const EXT_ALPN: u16 = 16;
 const EXT_SUPPORTED_VERSIONS: u16 = 43;
+const EXT_KEY_SHARE: u16 = 51;
 const EXT_ECH: u16 = 0xfe0d;
 
 #[cfg(test)]

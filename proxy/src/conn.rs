@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::BytesMut;
 use passthru_net::io::write_all;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -22,7 +23,7 @@ use tracing::{debug, warn};
 use crate::access_log::{AccessLog, AccessRecord, Observed};
 use crate::backend::Backend;
 use crate::client_limit::{AtLimit, ClientSlot, ClientTable};
-use crate::clienthello::ClientHello;
+use crate::clienthello::{self, ClientHello};
 use crate::config::{ExpectProxy, ListenerConfig, SendProxy};
 use crate::forward::{Counters, End, Tap, forward_with};
 use crate::front::{
@@ -143,11 +144,16 @@ async fn pipeline(
     drop(pending);
     let opened = open_upstream(&side, &hello, backend, record, metrics).await;
     let upstream = settle(&mut side, &front, opened, cfg, record, metrics).await?;
+    // Delivered: neither the parsed hello nor its bytes (up to
+    // max_client_hello) are kept for the life of the connection.
+    drop(hello);
     let tap = cfg.observe_handshake.then(ObserverTap::new);
     if let Some(tap) = &tap {
         tap.feed_direction(Direction::ClientToServer, &side.buf);
         tap.feed_direction(Direction::ServerToClient, &upstream.leftover);
     }
+    record.bytes_up = side.buf.len() as u64;
+    side.buf = BytesMut::new();
     let end = match replay(&side, &upstream).await {
         Err(end) => end,
         Ok(()) => {
@@ -291,12 +297,14 @@ async fn read_front<S: AsyncRead + AsyncWrite + Unpin>(
             return Err(Refusal::ClientLimit.into());
         }
     }
+    let mut reads = 0;
     let mut read = read_client_hello(
         &mut *side.stream,
         &mut side.buf,
         side.deadline,
         cfg.max_client_hello,
         cfg.accept_connect,
+        &mut reads,
     )
     .await;
     if read == Err(HelloError::ConnectRequest) {
@@ -316,16 +324,18 @@ async fn read_front<S: AsyncRead + AsyncWrite + Unpin>(
         if answer_connect_ok(&mut *side.stream).await.is_err() {
             return Err(Early::Outcome(Outcome::ClientClosed));
         }
+        reads = 0;
         read = read_client_hello(
             &mut *side.stream,
             &mut side.buf,
             side.deadline,
             cfg.max_client_hello,
             false,
+            &mut reads,
         )
         .await;
     }
-    let hello = read?;
+    let mut hello = read?;
     front.hello_version = Some(hello.legacy_version);
     if front.proxy_ssl_tlv {
         // TLS again after a hop that terminated TLS: a re-encrypting balancer.
@@ -334,9 +344,14 @@ async fn read_front<S: AsyncRead + AsyncWrite + Unpin>(
         record.detail = Some("offload signals: proxy_v2_ssl_tlv".to_string());
         metrics.offload_signal(&cfg.name, "proxy_v2_ssl_tlv");
     }
+    // A hello that came whole with the bytes before it took one read.
+    let groups = hello.key_shares.iter().map(|group| group.name());
+    metrics.client_hello(&cfg.name, hello.len, reads.max(1), hello.records, groups);
     record.sni.clone_from(&hello.server_name);
-    record.alpn.clone_from(&hello.alpn);
+    record.alpn = std::mem::take(&mut hello.alpn);
     record.tls_version = Some(hello.offered_version_name());
+    record.ja4 = clienthello::ja4(&side.buf);
+    record.key_shares = Some(std::mem::take(&mut hello.key_shares));
     if let Some(host) = &front.connect_host
         && !sni_is(&hello, host)
     {
@@ -353,7 +368,7 @@ fn route<'r>(
 ) -> Result<&'r Arc<Backend>, Early> {
     let routed = routing
         .table
-        .lookup(hello.server_name.as_deref(), &hello.alpn)
+        .lookup(hello.server_name.as_deref(), &record.alpn)
         .ok_or(Refusal::NoRoute)?;
     record.route = Some(match (routed.route, routed.kind) {
         (Some(i), _) => format!("route[{i}]"),
@@ -436,7 +451,7 @@ async fn forward(
         stop,
     )
     .await;
-    record.bytes_up = side.buf.len() as u64 + counters.upstream.load(Ordering::Relaxed);
+    record.bytes_up += counters.upstream.load(Ordering::Relaxed);
     record.bytes_down =
         upstream.leftover.len() as u64 + counters.downstream.load(Ordering::Relaxed);
     end

@@ -106,13 +106,15 @@ pub(crate) async fn read_proxy_header<S: AsyncRead + Unpin>(
 }
 
 /// Read until `buf` holds a whole ClientHello, within one deadline across
-/// all reads and at most `max` bytes. Everything read stays in `buf`.
+/// all reads and at most `max` bytes. Everything read stays in `buf`;
+/// `reads` counts the socket reads that returned bytes.
 pub(crate) async fn read_client_hello<S: AsyncRead + Unpin>(
     stream: &mut S,
     buf: &mut BytesMut,
     deadline: Instant,
     max: usize,
     accept_connect: bool,
+    reads: &mut usize,
 ) -> Result<ClientHello, HelloError> {
     // Parse again only once at least `want` bytes are in: a peer sending one
     // byte at a time costs one parse per record, not one per byte.
@@ -145,7 +147,7 @@ pub(crate) async fn read_client_hello<S: AsyncRead + Unpin>(
         match timeout_at(deadline, read_some_from(stream, buf, max)).await {
             Err(_) => return Err(HelloError::Refused(Refusal::ClientHelloTimeout)),
             Ok(Ok(0) | Err(_)) => return Err(HelloError::Closed),
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => *reads += 1,
         }
     }
 }

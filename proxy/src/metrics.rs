@@ -22,6 +22,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::refusal::Refusal;
 
+mod hello;
 mod tls;
 
 /// passthru's metrics: one registry holding every family, plus cached
@@ -45,6 +46,8 @@ pub struct Metrics {
     servers: Mutex<HashSet<ServerLabels>>,
     /// Offload signals and observed handshakes.
     tls: tls::TlsMetrics,
+    /// ClientHello sizes, reads, records and key shares.
+    hello: hello::HelloMetrics,
 }
 
 impl Metrics {
@@ -121,6 +124,7 @@ impl Metrics {
         );
 
         let tls = tls::TlsMetrics::register(&mut registry);
+        let hello = hello::HelloMetrics::register(&mut registry);
         let listeners = listeners
             .iter()
             .map(|name| {
@@ -144,6 +148,7 @@ impl Metrics {
             finished: RwLock::new(HashMap::new()),
             servers: Mutex::new(HashSet::new()),
             tls,
+            hello,
         };
         metrics.set_backends(backends);
         metrics
@@ -183,6 +188,22 @@ impl Metrics {
     /// An observed handshake: `passthru_handshakes_total` +1 (`alert` "" when none).
     pub fn handshake(&self, listener: &str, backend: &str, outcome: &str, alert: &str) {
         self.tls.handshake(listener, backend, outcome, alert);
+    }
+
+    /// A whole ClientHello was read on `listener`: `bytes` long, after
+    /// `reads` socket reads, over `records` TLS records, offering key shares
+    /// of the named `groups` (observed in the `passthru_client_hello_*`
+    /// histograms; `passthru_client_hello_key_shares_total` +1 per group).
+    pub fn client_hello(
+        &self,
+        listener: &str,
+        bytes: usize,
+        reads: usize,
+        records: usize,
+        groups: impl Iterator<Item = &'static str>,
+    ) {
+        self.hello
+            .client_hello(listener, bytes, reads, records, groups);
     }
 
     /// Days left on a client certificate seen in clear, for `backend`.

@@ -1,7 +1,8 @@
 //! Server-name patterns and the route table: exact names before wildcards,
 //! longest wildcard first, then the ALPN constraint, then `[default]`.
-//! Lookups cost one hash probe per label of the name, whatever the number
-//! of routes. No I/O.
+//! A lookup costs one hash probe for the exact name and one per distinct
+//! wildcard suffix length configured, whatever the name's number of labels:
+//! linear in the name's length. No I/O.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -119,6 +120,8 @@ pub struct Routed {
 pub struct RouteTable {
     exact: HashMap<String, Vec<usize>>,
     wildcard: HashMap<String, Vec<usize>>,
+    /// Lengths of the wildcard suffixes, distinct, longest first.
+    wildcard_lens: Vec<usize>,
     alpn: Vec<Vec<String>>,
     backend: Vec<usize>,
     default: Option<usize>,
@@ -146,6 +149,9 @@ impl RouteTable {
             table.alpn.push(route.alpn.clone());
             table.backend.push(route.backend);
         }
+        table.wildcard_lens = table.wildcard.keys().map(String::len).collect();
+        table.wildcard_lens.sort_unstable_by(|a, b| b.cmp(a));
+        table.wildcard_lens.dedup();
         table
     }
 
@@ -172,7 +178,32 @@ impl RouteTable {
         self.find(name, |_| true).is_some()
     }
 
+    /// Hash probes a lookup of `name` makes: 1 for the exact name plus at
+    /// most one per distinct wildcard suffix length, whatever the name.
+    /// (The fuzz target's cost check.)
+    pub fn lookup_probes(&self, name: &str) -> usize {
+        let mut probes = 0;
+        let _ = self.find_counting(name, |_| false, &mut probes);
+        probes
+    }
+
+    /// Distinct wildcard suffix lengths configured: the bound on
+    /// [`lookup_probes`](Self::lookup_probes) is one more than this.
+    pub fn wildcard_lengths(&self) -> usize {
+        self.wildcard_lens.len()
+    }
+
     fn find(&self, name: &str, allowed: impl Fn(usize) -> bool) -> Option<(usize, MatchKind)> {
+        self.find_counting(name, allowed, &mut 0)
+    }
+
+    /// [`find`](Self::find), adding the hash probes it made to `probes`.
+    fn find_counting(
+        &self,
+        name: &str,
+        allowed: impl Fn(usize) -> bool,
+        probes: &mut usize,
+    ) -> Option<(usize, MatchKind)> {
         let mut lower = [0u8; 256];
         let owned;
         let name = name.strip_suffix('.').unwrap_or(name);
@@ -186,12 +217,21 @@ impl RouteTable {
             &owned
         };
         let first = |list: Option<&Vec<usize>>| list?.iter().copied().find(|&r| allowed(r));
+        *probes += 1;
         if let Some(r) = first(self.exact.get(name)) {
             return Some((r, MatchKind::Exact));
         }
-        // Longest suffix first: after the first dot, then the second, …
-        for (i, _) in name.match_indices('.') {
-            if let Some(r) = first(self.wildcard.get(&name[i + 1..])) {
+        // Longest suffix first, and only suffixes as long as a configured
+        // one that start right after a dot: never one probe per label.
+        for &len in &self.wildcard_lens {
+            let Some(dot) = name.len().checked_sub(len + 1) else {
+                continue;
+            };
+            if name.as_bytes().get(dot) != Some(&b'.') {
+                continue;
+            }
+            *probes += 1;
+            if let Some(r) = first(name.get(dot + 1..).and_then(|s| self.wildcard.get(s))) {
                 return Some((r, MatchKind::Wildcard));
             }
         }
@@ -295,6 +335,37 @@ mod tests {
         let t = RouteTable::from_routes(&[route(&["gw.example.com"], &[], 0)], None);
         assert_eq!(t.lookup(None, &[]), None);
         assert_eq!(t.lookup(Some("other.example.com"), &[]), None);
+    }
+
+    #[test]
+    fn lookup_work_does_not_grow_with_the_labels_of_the_name() {
+        let t = table();
+        // 8,000 labels: the old walk probed one suffix per dot.
+        let long = format!("{}agents.example.com", "a.".repeat(8000));
+        let mut probes = 0;
+        let found = t.find_counting(&long, |_| true, &mut probes);
+        assert_eq!(found, Some((1, MatchKind::Wildcard)));
+        // The exact name, then at most one probe per wildcard length.
+        assert!(probes <= 1 + 2, "{probes} probes");
+        let mut probes = 0;
+        assert_eq!(
+            t.find_counting(&"b.".repeat(8000), |_| true, &mut probes),
+            None
+        );
+        assert!(probes <= 1 + 2, "{probes} probes");
+    }
+
+    #[test]
+    fn wildcard_suffix_starts_after_a_dot() {
+        let t = table();
+        assert_eq!(
+            backend(&t, Some("xexample.com"), &[]),
+            (9, MatchKind::Default)
+        );
+        assert_eq!(
+            backend(&t, Some("é.agents.example.com"), &[]),
+            (1, MatchKind::Wildcard)
+        );
     }
 
     #[test]

@@ -111,6 +111,7 @@ fn clienthello_reframed_fixtures_parse_the_same_and_every_prefix_is_incomplete()
             let (framed, hello_len) = frame_records(version, &payload, &sizes);
             let want = ClientHello {
                 len: hello_len,
+                records: record_count(&framed[..hello_len]),
                 ..whole.clone()
             };
             let what = format!("{name}, case {case}, records {sizes:?}");
@@ -241,6 +242,17 @@ fn handshake_payload(records: &[u8]) -> ([u8; 2], Vec<u8>) {
 /// `payload` in handshake records of the given sizes (the last one takes
 /// the rest), and the length up to the end of the record that completes the
 /// handshake message.
+/// TLS records in `framed` (whole records, as [`frame_records`] writes them).
+fn record_count(framed: &[u8]) -> usize {
+    let mut pos = 0;
+    let mut count = 0;
+    while let Some(header) = framed.get(pos..pos + 5) {
+        pos += 5 + usize::from(u16::from_be_bytes([header[3], header[4]]));
+        count += 1;
+    }
+    count
+}
+
 fn frame_records(version: [u8; 2], payload: &[u8], sizes: &[usize]) -> (Vec<u8>, usize) {
     let message_len = 4
         + (usize::from(payload[1]) << 16 | usize::from(payload[2]) << 8 | usize::from(payload[3]));

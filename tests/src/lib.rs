@@ -7,6 +7,8 @@
 //! - [`backend`]: [`TlsBackend`] (mutual TLS, records what it saw) and
 //!   [`RawBackend`] (plain TCP: records bytes, answers with its name).
 //! - [`proxy`]: [`ProxyUnderTest`], an in-process passthru on port 0.
+//! - [`binary`]: [`BinaryProxy`], the real `passthru` binary as a child
+//!   process (CPU time and memory from `/proc`, metrics from its admin port).
 //! - [`client`]: [`Client`], a rustls agent that pins the server certificate.
 //! - [`fleet`]: three real passthru processes behind a real HAProxy, a
 //!   rolling upgrade and a rolling restart under continuous agent load.
@@ -21,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod binary;
 pub mod client;
 pub mod fleet;
 pub mod hop;
@@ -32,6 +35,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use backend::{RawBackend, TlsBackend};
+pub use binary::BinaryProxy;
 pub use client::Client;
 pub use lab::Lab;
 pub use proxy::ProxyUnderTest;

@@ -12,12 +12,13 @@ const OPENSSL_NOSNI: &[u8] = include_bytes!("testdata/openssl-nosni.bin");
 const CURL: &[u8] = include_bytes!("testdata/curl.bin");
 const PYTHON: &[u8] = include_bytes!("testdata/python.bin");
 const RUSTLS: &[u8] = include_bytes!("testdata/rustls.bin");
+const CHROMIUM: &[u8] = include_bytes!("testdata/chromium.bin");
 const SSLV2_COMPAT: &[u8] = include_bytes!("testdata/sslv2-compat.bin");
 
 const SNI: &str = "gw.example.com";
 
 /// Every fixture, by file name.
-const FIXTURES: [(&str, &[u8]); 9] = [
+const FIXTURES: [(&str, &[u8]); 10] = [
     ("openssl-tls10.bin", OPENSSL_TLS10),
     ("openssl-tls11.bin", OPENSSL_TLS11),
     ("openssl-tls12.bin", OPENSSL_TLS12),
@@ -26,6 +27,7 @@ const FIXTURES: [(&str, &[u8]); 9] = [
     ("curl.bin", CURL),
     ("python.bin", PYTHON),
     ("rustls.bin", RUSTLS),
+    ("chromium.bin", CHROMIUM),
     ("sslv2-compat.bin", SSLV2_COMPAT),
 ];
 
@@ -40,37 +42,71 @@ fn tls_hello(
     ClientHello {
         server_name: sni.map(str::to_owned),
         alpn: alpn.iter().map(|name| (*name).to_owned()).collect(),
-        record_version: 0x0301,
-        legacy_version: legacy,
         supported_versions: versions.to_vec(),
-        ech: false,
-        sslv2: false,
-        len,
+        ..ClientHello::bare(0x0301, legacy, false, len)
     }
+}
+
+/// `hello` with the groups it offers.
+fn with_groups(mut hello: ClientHello, shares: &[u16], supported: &[u16]) -> ClientHello {
+    hello.key_shares = shares.iter().copied().collect();
+    hello.supported_groups = supported.iter().copied().collect();
+    hello
 }
 
 fn expected(fixture: &str) -> ClientHello {
     const H2_H11: &[&str] = &["h2", "http/1.1"];
     const ALL: &[u16] = &[0x0304, 0x0303, 0x0302, 0x0301];
+    const TLS13_12: &[u16] = &[0x0304, 0x0303];
+    // x25519, secp256r1, x448, secp521r1, secp384r1, then ffdhe2048..8192
+    const OPENSSL_GROUPS: &[u16] = &[29, 23, 30, 25, 24, 256, 257, 258, 259, 260];
+    const X25519: &[u16] = &[29];
+    let tls12 = |version| {
+        let hello = tls_hello(145, Some(SNI), H2_H11, version, &[]);
+        with_groups(hello, &[], &OPENSSL_GROUPS[..5])
+    };
     match fixture {
-        "openssl-tls10.bin" => tls_hello(145, Some(SNI), H2_H11, 0x0301, &[]),
-        "openssl-tls11.bin" => tls_hello(145, Some(SNI), H2_H11, 0x0302, &[]),
-        "openssl-tls12.bin" => tls_hello(229, Some(SNI), H2_H11, 0x0303, &[]),
-        "openssl-tls13.bin" => tls_hello(266, Some(SNI), H2_H11, 0x0303, &[0x0304]),
-        "openssl-nosni.bin" => tls_hello(297, None, &[], 0x0303, ALL),
-        "curl.bin" => tls_hello(517, Some(SNI), H2_H11, 0x0303, ALL),
-        "python.bin" => tls_hello(517, Some(SNI), H2_H11, 0x0303, &[0x0304, 0x0303]),
-        "rustls.bin" => tls_hello(250, Some(SNI), &["h2"], 0x0303, &[0x0304, 0x0303]),
-        "sslv2-compat.bin" => ClientHello {
-            server_name: None,
-            alpn: Vec::new(),
-            record_version: 0x0002,
-            legacy_version: 0x0301,
-            supported_versions: Vec::new(),
-            ech: false,
-            sslv2: true,
-            len: 39,
+        "openssl-tls10.bin" => tls12(0x0301),
+        "openssl-tls11.bin" => tls12(0x0302),
+        "openssl-tls12.bin" => ClientHello {
+            len: 229,
+            ..tls12(0x0303)
         },
+        "openssl-tls13.bin" => with_groups(
+            tls_hello(266, Some(SNI), H2_H11, 0x0303, &[0x0304]),
+            X25519,
+            OPENSSL_GROUPS,
+        ),
+        "openssl-nosni.bin" => with_groups(
+            tls_hello(297, None, &[], 0x0303, ALL),
+            X25519,
+            OPENSSL_GROUPS,
+        ),
+        "curl.bin" => with_groups(
+            tls_hello(517, Some(SNI), H2_H11, 0x0303, ALL),
+            X25519,
+            OPENSSL_GROUPS,
+        ),
+        "python.bin" => with_groups(
+            tls_hello(517, Some(SNI), H2_H11, 0x0303, TLS13_12),
+            X25519,
+            OPENSSL_GROUPS,
+        ),
+        "rustls.bin" => with_groups(
+            tls_hello(250, Some(SNI), &["h2"], 0x0303, TLS13_12),
+            X25519,
+            &[29, 23, 24],
+        ),
+        // Chromium sends a GREASE encrypted_client_hello extension.
+        "chromium.bin" => ClientHello {
+            ech: true,
+            ..with_groups(
+                tls_hello(1986, Some(SNI), H2_H11, 0x0303, TLS13_12),
+                &[0x11ec, 29],
+                &[0x11ec, 29, 23, 24],
+            )
+        },
+        "sslv2-compat.bin" => ClientHello::bare(0x0002, 0x0301, true, 39),
         other => panic!("no expectation for {other}"),
     }
 }
@@ -93,7 +129,20 @@ fn check_all_prefixes(bytes: &[u8], want: &ClientHello, what: &str) {
             other => panic!("{what}: prefix {prefix_len} gave {other:?}"),
         }
     }
-    assert_eq!(parse(bytes).as_ref(), Ok(want), "{what}: full buffer");
+    assert_eq!(
+        parse_framing_aside(bytes),
+        Ok(want.clone()),
+        "{what}: full buffer"
+    );
+}
+
+/// `parse`, with the record count set to 1: the tests that re-frame a hello
+/// compare everything else.
+fn parse_framing_aside(bytes: &[u8]) -> Result<ClientHello, Error> {
+    parse(bytes).map(|hello| ClientHello {
+        records: 1,
+        ..hello
+    })
 }
 
 /// Re-frame a single-record hello into records split at the given offsets
@@ -161,10 +210,15 @@ fn versions_ext(versions: &[u16]) -> Vec<u8> {
 /// A ClientHello body (legacy_version 0x0303, TLS_AES_128_GCM_SHA256, null
 /// compression) with these extensions, or with no extensions block at all.
 fn body(extensions: Option<&[(u16, Vec<u8>)]>) -> Vec<u8> {
+    body_with_ciphers(&[0x1301], extensions)
+}
+
+fn body_with_ciphers(ciphers: &[u16], extensions: Option<&[(u16, Vec<u8>)]>) -> Vec<u8> {
     let mut body = vec![0x03, 0x03];
     body.extend_from_slice(&[0x5a; 32]); // random
     body.push(0); // session_id
-    body.extend_from_slice(&[0x00, 0x02, 0x13, 0x01]); // cipher_suites
+    let ciphers: Vec<u8> = ciphers.iter().flat_map(|c| c.to_be_bytes()).collect();
+    body.extend_from_slice(&u16_prefixed(&ciphers)); // cipher_suites
     body.extend_from_slice(&[0x01, 0x00]); // compression_methods
     if let Some(extensions) = extensions {
         let block: Vec<u8> = extensions
@@ -221,6 +275,7 @@ fn fixtures_report_their_offered_version() {
             ("curl.bin", "TLSv1.3"),
             ("python.bin", "TLSv1.3"),
             ("rustls.bin", "TLSv1.3"),
+            ("chromium.bin", "TLSv1.3"),
             ("sslv2-compat.bin", "TLSv1.0"),
         ]
     );
@@ -332,7 +387,8 @@ fn one_byte_records_parse_the_same() {
         len: bytes.len(),
         ..expected("openssl-tls12.bin")
     };
-    assert_eq!(parse(&bytes), Ok(want));
+    assert_eq!(parse_framing_aside(&bytes), Ok(want));
+    assert_eq!(parse(&bytes).map(|h| h.records), Ok(splits.len() + 1));
 }
 
 #[test]
@@ -349,8 +405,8 @@ fn every_two_record_split_parses_the_same() {
         for split in 1..bytes.len() - 5 {
             let reframed = reframe(bytes, &[split]);
             assert_eq!(
-                parse(&reframed).as_ref(),
-                Ok(&want),
+                parse_framing_aside(&reframed),
+                Ok(want.clone()),
                 "{name} split at {split}"
             );
         }
@@ -597,7 +653,6 @@ fn server_name_is_kept_exactly_as_sent() {
         "gw.example.com.",
         "192.0.2.10",
         "under_score.example",
-        "",
     ] {
         let hello = parse(&hello_with(&[(0, sni_ext(name.as_bytes()))])).unwrap();
         assert_eq!(hello.server_name.as_deref(), Some(name));
@@ -736,4 +791,232 @@ fn errors_display_lower_case_without_trailing_period() {
             "record length exceeds 18432 bytes",
         ]
     );
+}
+
+// JA4 --------------------------------------------------------------------------
+
+/// The fingerprint of every fixture. The same values come from an independent
+/// implementation (see testdata/README.md).
+#[test]
+fn ja4_of_every_fixture() {
+    let got: Vec<(&str, Option<String>)> = FIXTURES
+        .iter()
+        .map(|(name, bytes)| (*name, ja4(bytes)))
+        .collect();
+    let want = [
+        ("openssl-tls10.bin", "t10d0907h2_c491f621fb4c_195413a0cc0f"),
+        ("openssl-tls11.bin", "t11d0907h2_c491f621fb4c_195413a0cc0f"),
+        ("openssl-tls12.bin", "t12d2808h2_d943125447b4_e7e480e5a997"),
+        ("openssl-tls13.bin", "t13d0411h2_16476d049b0b_78f1d400d464"),
+        ("openssl-nosni.bin", "t13i310900_e8f1e7e78f70_1f22a2ca17c4"),
+        ("curl.bin", "t13d3112h2_e8f1e7e78f70_b26ce05bbdd6"),
+        ("python.bin", "t13d1812h2_85036bcba153_d41ae481755e"),
+        ("rustls.bin", "t13d1011h2_61a7ad8aa9b6_3fcd1a44f3e3"),
+        ("chromium.bin", "t13d1517h2_8daaf6152771_cb7bf5808d99"),
+    ];
+    for (name, ja4) in want {
+        assert!(
+            got.contains(&(name, Some(ja4.to_string()))),
+            "{name}: {got:?}"
+        );
+    }
+    assert!(got.contains(&("sslv2-compat.bin", None)));
+}
+
+#[test]
+fn ja4_is_the_same_however_the_hello_is_framed() {
+    let want = ja4(CHROMIUM);
+    for split in [1, 4, 5, 100, 1000, 1900] {
+        assert_eq!(ja4(&reframe(CHROMIUM, &[split])), want, "split at {split}");
+    }
+    assert_eq!(ja4(&CHROMIUM[..CHROMIUM.len() - 1]), None);
+}
+
+/// The example of FoxIO's JA4 technical details: a Chrome hello with 15
+/// ciphers and 16 extensions, GREASE in ciphers, extensions and versions.
+#[test]
+fn ja4_matches_the_published_chrome_example() {
+    let ciphers = [
+        0x0a0a, 0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013,
+        0xc014, 0x009c, 0x009d, 0x002f, 0x0035,
+    ];
+    let sigalgs: Vec<u8> = [
+        0x0403u16, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601,
+    ]
+    .iter()
+    .flat_map(|a| a.to_be_bytes())
+    .collect();
+    let mut extensions = vec![(0x1a1a, Vec::new())];
+    for kind in [
+        0x001b, 0x0000, 0x0033, 0x0010, 0x4469, 0x0017, 0x002d, 0x000d, 0x0005, 0x0023, 0x0012,
+        0x002b, 0xff01, 0x000b, 0x000a, 0x0015,
+    ] {
+        let data = match kind {
+            0x0000 => sni_ext(b"example.com"),
+            0x0010 => alpn_ext(&[b"h2", b"http/1.1"]),
+            0x000d => u16_prefixed(&sigalgs),
+            0x002b => versions_ext(&[0x2a2a, 0x0304, 0x0303]),
+            _ => Vec::new(),
+        };
+        extensions.push((kind, data));
+    }
+    let hello = record(&body_with_ciphers(&ciphers, Some(&extensions)));
+    assert_eq!(
+        ja4(&hello).as_deref(),
+        Some("t13d1516h2_8daaf6152771_e5627efa2ab1")
+    );
+}
+
+/// The published raw (`ja4_r`) form of a later Chrome hello (ECH and the
+/// new ALPS code point), hashed as JA4_b and JA4_c.
+#[test]
+fn ja4_hashes_the_published_raw_lists() {
+    let truncated = |lists: &[&[u16]]| {
+        let mut hash = sha2::Sha256::default();
+        for (i, list) in lists.iter().enumerate() {
+            if i > 0 {
+                sha2::Digest::update(&mut hash, b"_");
+            }
+            ja4::hash_codes(&mut hash, list.iter().copied());
+        }
+        let mut out = String::new();
+        ja4::push_truncated(&mut out, hash, true);
+        out
+    };
+    let ciphers = [
+        0x002f, 0x0035, 0x009c, 0x009d, 0x1301, 0x1302, 0x1303, 0xc013, 0xc014, 0xc02b, 0xc02c,
+        0xc02f, 0xc030, 0xcca8, 0xcca9,
+    ];
+    let extensions = [
+        0x0005, 0x000a, 0x000b, 0x000d, 0x0012, 0x0017, 0x001b, 0x0023, 0x002b, 0x002d, 0x0033,
+        0x44cd, 0xfe0d, 0xff01,
+    ];
+    let sigalgs = [
+        0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601,
+    ];
+    assert_eq!(truncated(&[&ciphers]), "8daaf6152771");
+    assert_eq!(truncated(&[&extensions, &sigalgs]), "d8a2da3f94cd");
+}
+
+#[test]
+fn ja4_first_part_rules() {
+    let bare = |extensions: &[(u16, Vec<u8>)]| ja4(&hello_with(extensions)).unwrap();
+    // No SNI, no ALPN, TLS 1.2 from legacy_version; no signature algorithms:
+    // the extension hash has no trailing underscore part.
+    let plain = bare(&[]);
+    assert!(plain.starts_with("t12i"), "{plain}");
+    assert!(plain.ends_with("_000000000000"), "{plain}");
+    // ALPN: first and last character; one character twice; hex when an end
+    // is not a letter or digit.
+    assert_eq!(&bare(&[(16, alpn_ext(&[b"http/1.1"]))])[8..10], "h1");
+    assert_eq!(&bare(&[(16, alpn_ext(&[b"h"]))])[8..10], "hh");
+    assert_eq!(&bare(&[(16, alpn_ext(&[b"\xab\xcd"]))])[8..10], "ad");
+    assert_eq!(&bare(&[(16, alpn_ext(&[b"h2", b"x"]))])[8..10], "h2");
+    // Version from supported_versions, GREASE skipped.
+    let tls13 = bare(&[(43, versions_ext(&[0xfafa, 0x0304, 0x0303]))]);
+    assert!(tls13.starts_with("t13i"), "{tls13}");
+    // Counts: GREASE extensions are not counted; SNI and ALPN are.
+    let counted = bare(&[
+        (0x0a0a, Vec::new()),
+        (0, sni_ext(b"a.example")),
+        (16, alpn_ext(&[b"h2"])),
+    ]);
+    assert!(counted.starts_with("t12d"), "{counted}");
+    assert_eq!(&counted[6..8], "02");
+    // SNI and ALPN are counted but not hashed: with nothing else the hash is zeros.
+    assert!(counted.ends_with("_000000000000"), "{counted}");
+}
+
+#[test]
+fn ja4_of_a_hostile_hello_is_bounded() {
+    // Thousands of ciphers: the list spills from the stack, the answer is the same shape.
+    let ciphers: Vec<u16> = (0..7000).collect();
+    let hello = record(&body_with_ciphers(&ciphers, Some(&[])));
+    let print = ja4(&hello).unwrap();
+    assert_eq!(print.len(), 36);
+    assert_eq!(&print[..6], "t12i99");
+}
+
+// Groups -----------------------------------------------------------------------
+
+#[test]
+fn key_shares_and_groups_are_named_grease_skipped() {
+    let chromium = parse(CHROMIUM).unwrap();
+    assert_eq!(chromium.key_shares.to_string(), "x25519mlkem768,x25519");
+    let supported: Vec<&str> = chromium.supported_groups.iter().map(Group::name).collect();
+    assert_eq!(
+        supported,
+        ["secp256r1", "secp384r1", "x25519", "x25519mlkem768"]
+    );
+    assert!(chromium.supported_groups.contains(Group(0x11ec)));
+    assert!(!chromium.supported_groups.contains(Group(0x0019)));
+    assert!(chromium.key_shares.iter().any(Group::post_quantum));
+    assert_eq!(Group(0x1234).name(), "other");
+    let named = [
+        (0x0017, "secp256r1"),
+        (0x0018, "secp384r1"),
+        (0x0019, "secp521r1"),
+        (0x001d, "x25519"),
+        (0x001e, "x448"),
+        (0x0100, "ffdhe2048"),
+        (0x0104, "ffdhe8192"),
+        (0x0201, "mlkem768"),
+        (0x11eb, "secp256r1mlkem768"),
+        (0x11ec, "x25519mlkem768"),
+        (0x11ed, "secp384r1mlkem1024"),
+        (0x6399, "x25519kyber768draft00"),
+        (0x0016, "other"),
+        (0x001f, "other"),
+        (0x0105, "other"),
+        (0x11ee, "other"),
+    ];
+    for (code, name) in named {
+        assert_eq!(Group(code).name(), name, "{code:#06x}");
+    }
+    let set: GroupSet = [0x0a0a, 0x001d, 0x9999, 0x001d].into_iter().collect();
+    assert_eq!(set.iter().map(Group::name).collect::<Vec<_>>(), ["x25519"]);
+    assert_eq!(set.other, 1);
+    let share = |group: u16| [&group.to_be_bytes()[..], &u16_prefixed(&[1, 2, 3])].concat();
+    let shares = u16_prefixed(&[share(0x3a3a), share(0x0017), share(0x9999)].concat());
+    let hello = parse(&hello_with(&[(51, shares)])).unwrap();
+    assert_eq!(hello.key_shares.to_string(), "secp256r1,other");
+    let many: Vec<u8> = (0x17..0x1d).flat_map(share).collect();
+    let hello = parse(&hello_with(&[(51, u16_prefixed(&many))])).unwrap();
+    assert_eq!(hello.key_shares.iter().count(), Groups::CAPACITY);
+    assert_eq!(usize::from(hello.key_shares.more), 6 - Groups::CAPACITY);
+    let truncated = u16_prefixed(&[0, 0x17, 0, 5, 1]);
+    assert_eq!(
+        invalid(&hello_with(&[(51, truncated)])),
+        Invalid::BadExtension("key_share")
+    );
+}
+
+// Hostile names and lists --------------------------------------------------------
+
+#[test]
+fn empty_long_or_nul_server_names_are_malformed() {
+    let long = vec![b'a'; MAX_HOST_NAME + 1];
+    for name in [&b""[..], &long, b"gw\0.lab.test"] {
+        assert_eq!(
+            invalid(&hello_with(&[(0, sni_ext(name))])),
+            Invalid::BadExtension("server_name"),
+            "{name:?}"
+        );
+    }
+    let longest = vec![b'a'; MAX_HOST_NAME];
+    let hello = parse(&hello_with(&[(0, sni_ext(&longest))])).unwrap();
+    assert_eq!(hello.server_name.map(|n| n.len()), Some(MAX_HOST_NAME));
+}
+
+#[test]
+fn alpn_keeps_the_first_names_and_counts_the_rest() {
+    let names: Vec<Vec<u8>> = (0..6000)
+        .map(|i| format!("{}", i % 10).into_bytes())
+        .collect();
+    let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+    let bytes = hello_with(&[(16, alpn_ext(&names))]);
+    let hello = parse(&bytes).unwrap();
+    assert_eq!(hello.alpn.len(), MAX_ALPN_KEPT);
+    assert_eq!(hello.alpn_more, 6000 - MAX_ALPN_KEPT);
+    assert_eq!(hello.alpn[..3], ["0", "1", "2"]);
 }

@@ -295,3 +295,58 @@ fn concurrent_updates_are_all_counted() {
         assert_eq!(value(&text, series), Some(expected), "{series}");
     }
 }
+
+#[test]
+fn client_hellos_fill_the_histograms_and_count_key_shares() {
+    let metrics = metrics_for_public_and_gw();
+    metrics.client_hello(
+        "public",
+        1986,
+        2,
+        1,
+        ["x25519mlkem768", "x25519"].into_iter(),
+    );
+    metrics.client_hello("public", 517, 1, 1, ["x25519"].into_iter());
+    let text = metrics.encode();
+    assert!(text.contains("# TYPE passthru_client_hello_bytes histogram\n"));
+    let bucket = |name: &str, le: &str| {
+        let series = format!("{name}_bucket{{le=\"{le}\",listener=\"public\"}}");
+        value(&text, &series).map(str::to_owned)
+    };
+    assert_eq!(
+        bucket("passthru_client_hello_bytes", "1500.0").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        bucket("passthru_client_hello_bytes", "2048.0").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        bucket("passthru_client_hello_bytes", "16384.0").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        bucket("passthru_client_hello_reads", "1.0").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        bucket("passthru_client_hello_reads", "2.0").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        bucket("passthru_client_hello_reads", "100.0").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        bucket("passthru_client_hello_records", "4.0").as_deref(),
+        Some("2")
+    );
+    let shares = |group: &str| {
+        let series = format!(
+            "passthru_client_hello_key_shares_total{{listener=\"public\",group=\"{group}\"}}"
+        );
+        value(&text, &series).map(str::to_owned)
+    };
+    assert_eq!(shares("x25519mlkem768").as_deref(), Some("1"));
+    assert_eq!(shares("x25519").as_deref(), Some("2"));
+}
