@@ -202,7 +202,11 @@ impl HandoffServer {
                     continue;
                 }
             }
-            match offer_and_wait(stream, Arc::clone(&sockets)).await {
+            let answer = tokio::select! {
+                answer = offer_and_wait(stream, Arc::clone(&sockets)) => answer,
+                () = handover.shutdown.cancelled() => break false,
+            };
+            match answer {
                 Ok(stream) => {
                     info!(
                         "handoff: the new process accepts; stopping accepting and draining (/healthz unchanged)"
