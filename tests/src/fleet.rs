@@ -35,7 +35,7 @@ const PERSISTENT_LIFE: Duration = Duration::from_millis(1500);
 /// Pause between two short connections of one agent loop.
 const SHORT_PAUSE: Duration = Duration::from_millis(4);
 /// Loops of short connections.
-const SHORT_AGENTS: usize = 2;
+const SHORT_AGENTS: usize = 4;
 /// The bound on any single wait.
 const WAIT: Duration = Duration::from_secs(20);
 
