@@ -148,9 +148,14 @@ impl BinaryProxy {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status.code().unwrap_or(-1);
             }
-            let _ = self
-                .stderr
-                .recv_timeout(std::time::Duration::from_millis(20));
+            let poll = std::time::Duration::from_millis(20);
+            if let Err(mpsc::RecvTimeoutError::Disconnected) = self.stderr.recv_timeout(poll) {
+                // stderr closed: the process is exiting, and nothing is
+                // left to wait on but the clock (like every method here,
+                // this one blocks its thread).
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(poll);
+            }
         }
         panic!("passthru did not exit within {WAIT:?}");
     }

@@ -8,7 +8,6 @@ mod admin;
 mod clienthello;
 mod connect_front;
 mod connect_hop;
-mod fleet;
 mod forwarding;
 mod hostile;
 mod interop;

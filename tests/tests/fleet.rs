@@ -1,7 +1,12 @@
 //! The fleet: three real passthru processes behind a real HAProxy, a
 //! rolling upgrade (`--takeover`) and a rolling restart under continuous
 //! agent load, with zero failed handshakes and zero broken persistent
-//! connections (see `passthru_tests::fleet`).
+//! connections (see `passthru_tests::fleet`). A test binary of its own: its
+//! load would otherwise disturb the in-process measurements of `it` (the
+//! storm's RSS between waves).
+
+// Tests unwrap: a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use passthru_tests::binary::passthru_binary;
 use passthru_tests::fleet;
