@@ -67,6 +67,17 @@ impl Takeover {
                 _ => e.to_string(),
             })
         })?;
+        // Both ways: sockets are taken only from a process of our own user.
+        let own = rustix::process::getuid();
+        let peer = rustix::net::sockopt::socket_peercred(&stream)
+            .map_err(|e| fail(format!("cannot read the peer's credentials: {e}")))?;
+        if peer.uid != own {
+            return Err(fail(format!(
+                "the process there runs as user id {}, not {}",
+                peer.uid.as_raw(),
+                own.as_raw()
+            )));
+        }
         stream
             .set_read_timeout(Some(STEP_TIMEOUT))
             .and_then(|()| stream.set_write_timeout(Some(STEP_TIMEOUT)))

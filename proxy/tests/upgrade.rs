@@ -292,8 +292,9 @@ fn a_failed_takeover_leaves_the_running_process_unchanged() {
         "{stderr}"
     );
 
-    // Another user id: refused by SO_PEERCRED (the socket is opened up to
-    // reach that check; its own mode would stop the peer earlier).
+    // Another user id: refused by SO_PEERCRED on both sides (the socket is
+    // opened up to reach that check; its own mode would stop the peer
+    // earlier).
     match other_user_can_run() {
         Err(reason) => eprintln!("skipped the other-uid takeover: {reason}"),
         Ok(()) => {
@@ -314,7 +315,17 @@ fn a_failed_takeover_leaves_the_running_process_unchanged() {
                 .unwrap();
             assert_eq!(out.status.code(), Some(2));
             let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(stderr.contains("refused: user id 65534"), "{stderr}");
+            assert!(stderr.contains("runs as user id"), "{stderr}");
+            // The running process refuses such a peer too (socat as user
+            // 65534 reads what it answers).
+            let out = Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .args(["socat", "-t", "5", "-", &format!("UNIX-CONNECT:{sock}")])
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            let answer = String::from_utf8_lossy(&out.stdout);
+            assert!(answer.starts_with("refused user id 65534"), "{answer:?}");
             Running::wait_line(&old.stderr, "the refusal warning", |l| {
                 l.contains("refused a peer with another user id")
             });
