@@ -87,6 +87,7 @@ demo: deps
 	$(TARGET_DIR)/debug/passthru-demo --passthru $(TARGET_DIR)/debug/passthru
 	$(CARGO) test -q -p passthru-tests --test it -- post_quantum --nocapture
 	$(TARGET_DIR)/debug/lb-sim --html $(TARGET_DIR)/lb-sim-report.html --json $(TARGET_DIR)/lb-sim-report.json
+	@echo "Optional: make demo-fleet (three instances behind HAProxy: a rolling upgrade and a rolling restart under load)"
 
 ## demo-fleet: optional part of the demo: three passthru instances behind a real HAProxy and a mutual-TLS gateway, agents connecting continuously; a rolling upgrade (--takeover) and a rolling restart, with their counts (~15 s)
 demo-fleet: deps
