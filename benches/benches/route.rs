@@ -50,6 +50,7 @@ fn routes(size: usize) -> Vec<RouteConfig> {
                 _ => (format!("agent-{i}.example.com"), Vec::new()),
             };
             RouteConfig {
+                name: format!("route[{i}]"),
                 server_names: vec![pattern(&name)],
                 alpn,
                 backend: i % 4,
@@ -63,6 +64,7 @@ fn routes(size: usize) -> Vec<RouteConfig> {
 fn last_names(size: usize) -> Vec<RouteConfig> {
     let last = size - 1;
     vec![RouteConfig {
+        name: format!("route[{size}]"),
         server_names: vec![
             pattern(&format!("agent-{last}.example.com")),
             pattern(&format!("*.tenant-{last}.example.net")),

@@ -250,7 +250,7 @@ pub struct AccessLog {
 #[derive(Debug, Clone)]
 enum Sink {
     Lines {
-        tx: SyncSender<String>,
+        tx: SyncSender<Line>,
         format: LogFormat,
     },
     Records(UnboundedSender<AccessRecord>),
@@ -260,16 +260,25 @@ enum Sink {
 impl AccessLog {
     /// Lines on stdout, written by a dedicated thread.
     pub fn stdout(format: LogFormat) -> AccessLog {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<String>(QUEUE);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Line>(QUEUE);
         let spawned = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
                 let stdout = std::io::stdout();
                 let mut out = std::io::BufWriter::new(stdout.lock());
-                while let Ok(line) = rx.recv() {
-                    let _ = writeln!(out, "{line}");
-                    while let Ok(line) = rx.try_recv() {
+                let put = |line: Line, out: &mut std::io::BufWriter<_>| match line {
+                    Line::Text(line) => {
                         let _ = writeln!(out, "{line}");
+                    }
+                    Line::Flush(done) => {
+                        let _ = out.flush();
+                        let _ = done.send(());
+                    }
+                };
+                while let Ok(line) = rx.recv() {
+                    put(line, &mut out);
+                    while let Ok(line) = rx.try_recv() {
+                        put(line, &mut out);
                     }
                     let _ = out.flush();
                 }
@@ -314,7 +323,7 @@ impl AccessLog {
                     LogFormat::Text => record.to_text(),
                     LogFormat::Json => record.to_json(),
                 };
-                if let Err(TrySendError::Full(_)) = tx.try_send(line) {
+                if let Err(TrySendError::Full(_)) = tx.try_send(Line::Text(line)) {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -325,10 +334,50 @@ impl AccessLog {
         }
     }
 
+    /// Wait until every line logged so far is written and stdout flushed,
+    /// for at most `limit` (a stdout nobody reads must not hold the exit
+    /// forever). Returns whether it finished in time. Blocks the calling
+    /// thread: call it once, at exit.
+    pub fn flush(&self, limit: Duration) -> bool {
+        let Sink::Lines { tx, .. } = &self.sink else {
+            return true;
+        };
+        let (done, flushed) = std::sync::mpsc::sync_channel(1);
+        let deadline = std::time::SystemTime::now() + limit;
+        let mut line = Line::Flush(done);
+        // The queue may be full: retry until there is room or time is up.
+        loop {
+            match tx.try_send(line) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(back)) => {
+                    line = back;
+                    if std::time::SystemTime::now() >= deadline {
+                        return false;
+                    }
+                    let _ = flushed.recv_timeout(Duration::from_millis(5));
+                }
+            }
+        }
+        let left = deadline
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        flushed.recv_timeout(left).is_ok()
+    }
+
     /// Lines dropped because stdout did not keep up.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+}
+
+/// What the writer thread gets.
+#[derive(Debug)]
+enum Line {
+    /// One formatted line.
+    Text(String),
+    /// Flush stdout, then answer.
+    Flush(SyncSender<()>),
 }
 
 const QUEUE: usize = 8192;

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::drain::Phase;
+use crate::drain::{Monitors, Phase};
 use crate::metrics::Metrics;
 
 /// What the admin endpoint reports.
@@ -29,13 +29,16 @@ pub struct AdminState {
     pub phase: watch::Receiver<Phase>,
     /// The metrics `/metrics` encodes.
     pub metrics: Arc<Metrics>,
+    /// Who polls `/healthz`, and the 503 answers each got (`monitor_fall`).
+    pub monitors: Arc<Monitors>,
 }
 
 /// Serves the admin endpoint on `listener` until `stop` is cancelled, then
 /// closes the open admin connections and returns.
 ///
 /// - `GET /healthz`: `200 ok` while the phase is `Serving`, `503 starting`
-///   before, `503 draining` from `Draining` on.
+///   before, `503 draining` from `Draining` on. Each answer is recorded in
+///   [`Monitors`] under the peer's IP address (for `monitor_fall`).
 /// - `GET /readyz`: `200 ready` while `Serving` or `Draining` (listeners
 ///   bound, config loaded), else 503 with the phase name.
 /// - `GET /metrics`: [`Metrics::encode`] as Prometheus text 0.0.4, or as
@@ -136,7 +139,13 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, state: &AdminState, lim
     let read_deadline = Instant::now() + limits.read_timeout;
     let mut buf = vec![0; limits.max_head];
     let response = match timeout_at(read_deadline, read_request(&mut stream, &mut buf)).await {
-        Ok(Ok(request)) => respond(request, state),
+        Ok(Ok(request)) => {
+            if request.target == Target::Healthz {
+                let draining = *state.phase.borrow() >= Phase::Draining;
+                state.monitors.record(peer.ip(), draining);
+            }
+            respond(request, state)
+        }
         Ok(Err(HeadError::TooLarge)) => {
             debug!(peer.addr = %peer, limit = limits.max_head, "admin request head too large");
             Response::plain(431, "request header fields too large\n").for_method(Method::Get)

@@ -25,13 +25,18 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run the proxy until SIGTERM or SIGINT; SIGHUP reloads routes and backends.
+    /// Run the proxy until SIGTERM or SIGINT; SIGHUP reloads routes, backends and drain settings.
     ///
     /// One access-log line per finished connection goes to stdout;
     /// diagnostics go to stderr, filtered by RUST_LOG (default "info").
-    /// On SIGTERM/SIGINT passthru stops accepting and waits up to 30s for
-    /// open connections. Inherited listening sockets (systemd socket
-    /// activation, LISTEN_FDS) serve the listeners whose bind they match.
+    /// On SIGTERM/SIGINT passthru drains: with [admin], /healthz says 503 at
+    /// once while the listeners keep accepting for drain_delay (default 20s;
+    /// shorter with monitor_fall, once the balancer's monitors have seen the
+    /// 503s); then they close and open connections get up to drain_timeout
+    /// (default 30s). A second SIGTERM/SIGINT ends the drain at once. Every
+    /// access-log line is written before exit.
+    /// Inherited listening sockets (systemd socket activation, LISTEN_FDS)
+    /// serve the listeners whose bind they match.
     Run {
         /// The TOML configuration file.
         #[arg(long, value_name = "FILE")]

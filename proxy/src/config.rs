@@ -62,6 +62,10 @@ pub struct AdminConfig {
     /// Unix socket through which a new passthru takes the listening
     /// sockets over (`passthru run --takeover`); `None`: no handoff.
     pub handoff: Option<PathBuf>,
+    /// With N > 0: close the listeners as soon as every health monitor seen
+    /// in the last minute has had N answers of 503 (`drain_delay` stays the
+    /// upper bound); 0 = off.
+    pub monitor_fall: u32,
 }
 
 /// A backend's active TCP health check.

@@ -67,10 +67,9 @@ pub async fn serve(
     let started = Instant::now();
     ctx.metrics.connection_opened(&ctx.listener.name);
     let mut stream = stream;
-    let ended = tokio::select! {
-        ended = pipeline(&mut stream, &ctx, &mut record, pending) => ended,
-        () = ctx.stop.cancelled() => Err(Outcome::Stopped),
-    };
+    // `stop` ends each step from inside, so that what a step learned (the
+    // bytes forwarded above all) is in the record when it is accounted.
+    let ended = pipeline(&mut stream, &ctx, &mut record, pending).await;
     record.duration = started.elapsed();
     account(record, ended, &ctx.metrics, &ctx.log, Opened::Yes);
 }
@@ -130,19 +129,16 @@ async fn pipeline(
     let (cfg, routing, metrics, stop) = (&*ctx.listener, &*ctx.routing, &*ctx.metrics, &ctx.stop);
     let mut side = ClientSide::new(client, cfg.client_hello_timeout);
     let mut front = Front::default();
-    let (hello, backend) = admit(
-        &mut side,
-        &mut front,
-        cfg,
-        routing,
-        &ctx.clients,
-        record,
-        metrics,
-    )
-    .await?;
+    let (hello, backend) = tokio::select! {
+        admitted = admit(&mut side, &mut front, cfg, routing, &ctx.clients, record, metrics) => admitted?,
+        () = stop.cancelled() => return Err(Outcome::Stopped),
+    };
     // Routed: no longer pending.
     drop(pending);
-    let opened = open_upstream(&side, &hello, backend, record, metrics).await;
+    let opened = tokio::select! {
+        opened = open_upstream(&side, &hello, backend, record, metrics) => opened,
+        () = stop.cancelled() => Err(Early::Outcome(Outcome::Stopped)),
+    };
     let upstream = settle(&mut side, &front, opened, cfg, record, metrics).await?;
     // Delivered: neither the parsed hello nor its bytes (up to
     // max_client_hello) are kept for the life of the connection.
@@ -371,7 +367,11 @@ fn route<'r>(
         .lookup(hello.server_name.as_deref(), &record.alpn)
         .ok_or(Refusal::NoRoute)?;
     record.route = Some(match (routed.route, routed.kind) {
-        (Some(i), _) => format!("route[{i}]"),
+        (Some(i), _) => routing
+            .route_names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("route[{i}]")),
         (None, MatchKind::Default) | (None, _) => "default".to_string(),
     });
     let backend = routing

@@ -6,6 +6,15 @@ use std::fmt::Write;
 use crate::config::{Config, ExpectProxy, SendProxy, ServerLimits};
 use crate::route::{MatchKind, RouteTable, ServerNamePattern};
 
+/// A route as the file knows it: `route[N]`, or `NAME (route[N])` when named.
+fn label(config: &Config, i: usize) -> String {
+    let position = format!("route[{i}]");
+    match config.routes.get(i) {
+        Some(r) if r.name != position => format!("{} ({position})", r.name),
+        _ => position,
+    }
+}
+
 /// Explain the routing of a connection with SNI `name` offering `alpn`.
 pub fn explain(config: &Config, name: &str, alpn: &[String]) -> String {
     let mut out = String::new();
@@ -24,7 +33,8 @@ pub fn explain(config: &Config, name: &str, alpn: &[String]) -> String {
         if let Some(pattern) = route.server_names.iter().find(|p| matches(p, &lower)) {
             let _ = writeln!(
                 out,
-                "  skipped route[{i}] ({pattern}): it requires ALPN {}, not offered",
+                "  skipped {} ({pattern}): it requires ALPN {}, not offered",
+                label(config, i),
                 route.alpn.join(" or ")
             );
         }
@@ -38,7 +48,7 @@ pub fn explain(config: &Config, name: &str, alpn: &[String]) -> String {
         return out;
     };
     let why = match (routed.route, routed.kind) {
-        (Some(i), MatchKind::Exact) => format!("route[{i}], exact name {lower}"),
+        (Some(i), MatchKind::Exact) => format!("{}, exact name {lower}", label(config, i)),
         (Some(i), MatchKind::Wildcard) => {
             let pattern = config.routes[i]
                 .server_names
@@ -48,7 +58,8 @@ pub fn explain(config: &Config, name: &str, alpn: &[String]) -> String {
                 .max_by_key(|p| p.to_string().len())
                 .map_or_else(String::new, ToString::to_string);
             format!(
-                "route[{i}], wildcard {pattern} (the longest wildcard that matches; no exact name does)"
+                "{}, wildcard {pattern} (the longest wildcard that matches; no exact name does)",
+                label(config, i)
             )
         }
         _ => "[default]: no route matches".to_string(),

@@ -27,7 +27,8 @@
 //! - [`conn`]: one connection in wire-step order (read_front, route,
 //!   open_upstream, replay, forward, account); the only place that sequences the above.
 //! - [`explain`]: `check --explain NAME`: the route a name gets, and why.
-//! - [`drain`]: the lifecycle phase the admin endpoint reports.
+//! - [`drain`]: the lifecycle phase the admin endpoint reports, and who polls
+//!   `/healthz` (for `monitor_fall`).
 //! - [`listener`]: the accept loop.
 //! - [`server`]: binds every listener, runs them, shuts down.
 //! - [`reload`]: SIGHUP: re-read the file, swap the routing, report what needs a restart.

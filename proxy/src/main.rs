@@ -120,7 +120,10 @@ fn run(path: PathBuf, format: Format, takeover: Option<PathBuf>) -> ExitCode {
         }
         drop(inherited);
         tokio::spawn(server.reload_handle().serve(reloads, path));
-        server.run(shutdown.recv()).await;
+        let (first, again) = shutdown.tokens();
+        server
+            .run_until(first.cancelled_owned(), again.cancelled_owned())
+            .await;
         ExitCode::SUCCESS
     })
 }

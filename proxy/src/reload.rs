@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::config::{Config, ListenerConfig};
+use crate::config::{AdminConfig, Config, ListenerConfig};
 use crate::metrics::Metrics;
 use crate::routing::{Routing, backend_servers};
 use crate::signal::Reloads;
@@ -22,6 +22,8 @@ pub struct ReloadHandle {
     pub(crate) routing: watch::Sender<Arc<Routing>>,
     pub(crate) pools: Arc<Pools>,
     pub(crate) metrics: Arc<Metrics>,
+    /// `[admin]` as the server runs it: the drain settings change on reload.
+    pub(crate) admin: watch::Sender<AdminConfig>,
     pub(crate) listeners: Vec<ListenerConfig>,
 }
 
@@ -37,14 +39,24 @@ impl ReloadHandle {
         routing.start_checks(&self.metrics);
         let old = self.routing.send_replace(Arc::new(routing));
         old.stop_checks();
-        let mut warnings = Vec::new();
-        if config.listeners != self.listeners {
-            warnings.push(format!(
-                "{}: listener settings changed; they take effect only after a restart",
-                config.origin
-            ));
+        self.admin.send_modify(|running| {
+            running.drain_delay = config.admin.drain_delay;
+            running.drain_timeout = config.admin.drain_timeout;
+            running.monitor_fall = config.admin.monitor_fall;
+        });
+        let running_bind = self.admin.borrow().bind;
+        let mut keys = listener_changes(&self.listeners, &config.listeners);
+        if config.admin.bind != running_bind {
+            keys.push("admin.bind".to_string());
         }
-        warnings
+        keys.into_iter()
+            .map(|key| {
+                format!(
+                    "{}: {key} changed; it takes effect only after a restart",
+                    config.origin
+                )
+            })
+            .collect()
     }
 
     /// Re-read `path` on every SIGHUP from `reloads` and apply it, logging
@@ -63,5 +75,86 @@ impl ReloadHandle {
                 }
             })
             .await;
+    }
+}
+
+/// The keys of `new` listeners that differ from the bound `old` ones, by
+/// name (`listener[0].bind`, …); added or removed listeners as
+/// `listener[N]`.
+fn listener_changes(old: &[ListenerConfig], new: &[ListenerConfig]) -> Vec<String> {
+    let mut keys = Vec::new();
+    for (i, (o, n)) in old.iter().zip(new).enumerate() {
+        let changed = [
+            ("name", o.name != n.name),
+            ("bind", o.bind != n.bind),
+            (
+                "client_hello_timeout",
+                o.client_hello_timeout != n.client_hello_timeout,
+            ),
+            ("max_client_hello", o.max_client_hello != n.max_client_hello),
+            ("max_connections", o.max_connections != n.max_connections),
+            ("max_pending", o.max_pending != n.max_pending),
+            ("tcp_keepalive", o.tcp_keepalive != n.tcp_keepalive),
+            ("accept_connect", o.accept_connect != n.accept_connect),
+            (
+                "observe_handshake",
+                o.observe_handshake != n.observe_handshake,
+            ),
+            ("proxy_protocol", o.proxy_protocol != n.proxy_protocol),
+            ("trusted_proxies", o.trusted_proxies != n.trusted_proxies),
+            (
+                "front_idle_timeout",
+                o.front_idle_timeout != n.front_idle_timeout,
+            ),
+            (
+                "max_connections_per_client",
+                o.client_limit.max_per_client != n.client_limit.max_per_client,
+            ),
+            (
+                "client_limit_exempt",
+                o.client_limit.exempt != n.client_limit.exempt,
+            ),
+        ];
+        keys.extend(
+            changed
+                .iter()
+                .filter(|(_, c)| *c)
+                .map(|(k, _)| format!("listener[{i}].{k}")),
+        );
+    }
+    let (short, long) = if old.len() < new.len() {
+        (old.len(), new.len())
+    } else {
+        (new.len(), old.len())
+    };
+    keys.extend((short..long).map(|i| format!("listener[{i}]")));
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_changed_listener_key_is_named() {
+        let text = |bind: &str, max: u32| {
+            format!(
+                "[[listener]]\nbind = \"{bind}\"\nmax_connections = {max}\n\
+                 [[route]]\nserver_names = [\"gw.example.com\"]\nbackend = \"gw\"\n\
+                 [[backend]]\nname = \"gw\"\nservers = [\"127.0.0.1:9443\"]\n"
+            )
+        };
+        let old = Config::from_toml(&text("127.0.0.1:8443", 10), "a").unwrap();
+        let new = Config::from_toml(&text("127.0.0.1:8444", 20), "a").unwrap();
+        assert_eq!(
+            listener_changes(&old.listeners, &new.listeners),
+            [
+                "listener[0].name",
+                "listener[0].bind",
+                "listener[0].max_connections"
+            ]
+        );
+        assert!(listener_changes(&old.listeners, &old.listeners).is_empty());
+        assert_eq!(listener_changes(&old.listeners, &[]), ["listener[0]"]);
     }
 }

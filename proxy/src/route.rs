@@ -11,6 +11,9 @@ use std::str::FromStr;
 /// One route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
+    /// `name`, or `route[N]` (its position) when the file gives none: the
+    /// route's name in the access log and the `route` metric label.
+    pub name: String,
     /// Server-name patterns (exact or one leading `*.` label).
     pub server_names: Vec<ServerNamePattern>,
     /// ALPN protocols of which the client must offer one; empty means any.
@@ -253,6 +256,7 @@ mod tests {
 
     fn route(names: &[&str], alpn: &[&str], backend: usize) -> RouteConfig {
         RouteConfig {
+            name: String::new(),
             server_names: names.iter().map(|n| n.parse().unwrap()).collect(),
             alpn: alpn.iter().map(|s| s.to_string()).collect(),
             backend,

@@ -19,6 +19,8 @@ use crate::slots::Pools;
 pub struct Routing {
     /// The route table.
     pub table: RouteTable,
+    /// Each route's name (`name`, or `route[N]`), indexed as the routes.
+    pub route_names: Vec<String>,
     /// Backends, indexed as in the configuration.
     pub backends: Vec<Arc<Backend>>,
     /// `[tuning] forwarding`.
@@ -34,6 +36,7 @@ impl Routing {
     pub fn new(config: &Config, pools: &Pools) -> Routing {
         Routing {
             table: RouteTable::from_routes(&config.routes, config.default_backend),
+            route_names: config.routes.iter().map(|r| r.name.clone()).collect(),
             backends: config
                 .backends
                 .iter()

@@ -1,9 +1,11 @@
 //! The server: bind every listener and the admin port (reporting the bound
 //! addresses), run the accept loops, and drain:
-//! `/healthz` turns 503, listeners keep accepting for `drain_delay`, then
-//! close, and open connections get up to `drain_timeout`. Or, when a new
-//! process takes the listening sockets over (`handoff`), stop accepting at
-//! once without touching `/healthz` and drain.
+//! `/healthz` turns 503, listeners keep accepting for `drain_delay` (or,
+//! with `monitor_fall`, until every recent monitor has seen the 503s), then
+//! close, and open connections get up to `drain_timeout`; a second signal
+//! cuts it short. Every access line is flushed before `run` returns. Or,
+//! when a new process takes the listening sockets over (`handoff`), stop
+//! accepting at once without touching `/healthz`, and drain.
 
 use std::future::Future;
 use std::io;
@@ -16,6 +18,7 @@ use std::time::Duration;
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -24,10 +27,9 @@ use crate::access_log::AccessLog;
 use crate::admin::{self, AdminState};
 use crate::client_limit::ClientTable;
 use crate::config::{AdminConfig, Config, ListenerConfig};
-use crate::drain::Phase;
-use crate::handoff::message::Kind;
+use crate::drain::{Monitors, Phase};
 use crate::handoff::{HandoffServer, Handover, Takeover};
-use crate::inherited::Inherited;
+use crate::inherited::{Inherited, Kind};
 use crate::listener::{AcceptContext, ListenerState, accept_loop};
 use crate::metrics::Metrics;
 use crate::reload::ReloadHandle;
@@ -67,7 +69,12 @@ pub enum StartError {
 pub struct Server {
     listeners: Vec<(Arc<ListenerState>, TcpListener)>,
     admin: Option<TcpListener>,
-    admin_config: AdminConfig,
+    /// `[admin]` as loaded; a reload replaces the drain settings in it.
+    admin_config: watch::Sender<AdminConfig>,
+    /// The listeners as the file has them (a reload compares with these).
+    configured: Vec<ListenerConfig>,
+    /// Who polls `/healthz` (`monitor_fall`).
+    monitors: Arc<Monitors>,
     routing: watch::Sender<Arc<Routing>>,
     /// Server slots and queues, by backend name, across reloads.
     pools: Arc<Pools>,
@@ -131,11 +138,20 @@ impl Server {
                     source,
                 },
             )?;
+            let mut running = l.clone();
+            // A listener without a name is named by its address: with port 0
+            // that is the port the system chose, not `…:0`.
+            if let (true, Ok(bound)) = (
+                l.bind.port() == 0 && l.name == l.bind.to_string(),
+                socket.local_addr(),
+            ) {
+                running.name = bound.to_string();
+            }
             let state = ListenerState {
                 permits: Arc::new(Semaphore::new(l.max_connections)),
                 pending: Arc::new(Semaphore::new(l.max_pending)),
                 clients: Arc::new(ClientTable::new(l.client_limit.clone())),
-                config: Arc::new(l.clone()),
+                config: Arc::new(running),
             };
             listeners.push((Arc::new(state), socket));
         }
@@ -151,7 +167,10 @@ impl Server {
                 })?,
             ),
         };
-        let names: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
+        let names: Vec<String> = listeners
+            .iter()
+            .map(|(s, _)| s.config.name.clone())
+            .collect();
         let metrics = Arc::new(Metrics::new(&names, &backend_servers(config)));
         let pools = Arc::new(Pools::new(Arc::clone(&metrics)));
         let routing = Routing::new(config, &pools);
@@ -161,7 +180,9 @@ impl Server {
         Ok(Server {
             listeners,
             admin,
-            admin_config: config.admin.clone(),
+            admin_config: watch::Sender::new(config.admin.clone()),
+            configured: config.listeners.clone(),
+            monitors: Arc::default(),
             routing,
             pools,
             phase,
@@ -196,8 +217,10 @@ impl Server {
 
     /// Override the drain timings of the configuration (tests, embedding).
     pub fn set_drain(&mut self, delay: Duration, timeout: Duration) {
-        self.admin_config.drain_delay = delay;
-        self.admin_config.drain_timeout = timeout;
+        self.admin_config.send_modify(|a| {
+            a.drain_delay = delay;
+            a.drain_timeout = timeout;
+        });
     }
 
     /// A handle that swaps routes and backends while the server runs.
@@ -206,16 +229,24 @@ impl Server {
             routing: self.routing.clone(),
             pools: Arc::clone(&self.pools),
             metrics: Arc::clone(&self.metrics),
-            listeners: self
-                .listeners
-                .iter()
-                .map(|(s, _)| ListenerConfig::clone(&s.config))
-                .collect(),
+            admin: self.admin_config.clone(),
+            listeners: self.configured.clone(),
         }
     }
 
     /// Serve until `shutdown` resolves, then drain and return.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        self.run_until(shutdown, std::future::pending()).await;
+    }
+
+    /// Serve until `shutdown` resolves, then drain and return; `hurry`
+    /// (a second signal) ends the drain at once, cutting open connections.
+    /// Every access line is written and stdout flushed before it returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()>,
+        hurry: impl Future<Output = ()>,
+    ) {
         let tracker = TaskTracker::new();
         let stop_accepting = CancellationToken::new();
         let stop_connections = CancellationToken::new();
@@ -245,6 +276,7 @@ impl Server {
             let state = AdminState {
                 phase: self.phase.subscribe(),
                 metrics: Arc::clone(&self.metrics),
+                monitors: Arc::clone(&self.monitors),
             };
             tokio::spawn(admin::serve(socket, state, stop_admin.clone()))
         });
@@ -256,39 +288,33 @@ impl Server {
         };
         let (switched, stopped) = (handover.switched.clone(), handover.stopped.clone());
         let handoff_shutdown = handover.shutdown.clone();
-        let handoff_task = take_over_and_listen(
-            self.takeover,
-            self.handoff,
-            self.admin_config.handoff.clone(),
-        )
-        .await
-        .map(|server| tokio::spawn(server.serve(handover)));
+        let drain = self.admin_config.borrow().clone();
+        let handoff_task = take_over_and_listen(self.takeover, self.handoff, drain.handoff)
+            .await
+            .map(|server| tokio::spawn(server.serve(handover)));
 
-        let AdminConfig {
-            drain_delay,
-            drain_timeout,
-            ..
-        } = self.admin_config;
+        tokio::pin!(shutdown);
+        tokio::pin!(hurry);
         let handed_over = tokio::select! {
-            () = shutdown => false,
+            () = &mut shutdown => false,
             () = switched.cancelled() => true,
         };
+        let started = Instant::now();
         let mut admin_task = admin_task;
-        if handed_over {
+        let why = if handed_over {
             // A new process accepts on the same sockets: stop at once,
             // admin included, and leave /healthz as it is.
             stop_admin.cancel();
             if let Some(task) = admin_task.take() {
                 let _ = task.await;
             }
+            Why::Handoff
         } else {
             handoff_shutdown.cancel();
             self.phase.send_replace(Phase::Draining);
-            if !drain_delay.is_zero() {
-                info!(delay = %humantime::format_duration(drain_delay), "draining: /healthz says 503; still accepting so the balancer can move traffic away");
-                tokio::time::sleep(drain_delay).await;
-            }
-        }
+            let drain = self.admin_config.borrow().clone();
+            hold_listeners(&self.monitors, &drain, hurry.as_mut()).await
+        };
         stop_accepting.cancel();
         for l in loops {
             let _ = l.await;
@@ -300,19 +326,40 @@ impl Server {
         self.phase.send_replace(Phase::Stopping);
         tracker.close();
         let open = tracker.len();
-        if open > 0 {
-            info!(open, timeout = %humantime::format_duration(drain_timeout), "listeners closed; waiting for open connections");
+        info!(after = %format_args!("{:.3}s", started.elapsed().as_secs_f64()), why = %why, open, "listeners closed");
+        // A reload during the drain may have changed drain_timeout.
+        let drain_timeout = self.admin_config.borrow().drain_timeout;
+        if open > 0 && why != Why::Hurry {
+            info!(open, timeout = %humantime::format_duration(drain_timeout), "waiting for open connections");
         }
         let mut cut = 0;
-        if tokio::time::timeout(drain_timeout, tracker.wait())
-            .await
-            .is_err()
-        {
+        let mut hurried = why == Why::Hurry;
+        let finished = !hurried
+            && tokio::select! {
+                r = tokio::time::timeout(drain_timeout, tracker.wait()) => r.is_ok(),
+                () = &mut hurry => {
+                    hurried = true;
+                    false
+                }
+                // Handed over, the first signal is the one that hurries.
+                () = &mut shutdown, if handed_over => {
+                    hurried = true;
+                    false
+                }
+            };
+        if !finished {
             cut = tracker.len();
-            warn!(
-                open = cut,
-                "drain timeout reached; closing the connections still open"
-            );
+            if cut > 0 {
+                warn!(
+                    open = cut,
+                    "{}; closing the connections still open",
+                    if hurried {
+                        "second signal"
+                    } else {
+                        "drain timeout reached"
+                    }
+                );
+            }
             stop_connections.cancel();
             tracker.wait().await;
         }
@@ -322,9 +369,93 @@ impl Server {
         if let Some(task) = admin_task {
             let _ = task.await;
         }
+        // Every connection has written its line: make sure it reaches stdout.
+        let log = self.log.clone();
+        let flushed = tokio::task::spawn_blocking(move || log.flush(FLUSH_LIMIT))
+            .await
+            .unwrap_or(false);
+        if !flushed {
+            warn!(limit = ?FLUSH_LIMIT, "stdout did not take the last access-log lines in time");
+        }
         info!(still_open_at_timeout = cut, "stopped");
     }
 }
+
+/// While draining: keep the listeners open for `drain_delay`, or with
+/// `monitor_fall` until every recent monitor has seen the 503s (plus
+/// [`IN_FLIGHT_GRACE`]), or until `hurry`. Says why it ended.
+async fn hold_listeners(
+    monitors: &Monitors,
+    drain: &AdminConfig,
+    hurry: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Why {
+    let deadline = Instant::now() + drain.drain_delay;
+    if drain.drain_delay.is_zero() {
+        return Why::DrainDelay;
+    }
+    if drain.monitor_fall > 0 {
+        info!(delay = %humantime::format_duration(drain.drain_delay), monitor_fall = drain.monitor_fall, "draining: /healthz says 503; still accepting until every health monitor has had monitor_fall answers of 503, at most drain_delay");
+    } else {
+        info!(delay = %humantime::format_duration(drain.drain_delay), "draining: /healthz says 503; still accepting so the balancer can move traffic away");
+    }
+    let fallen = async {
+        if drain.monitor_fall == 0 {
+            return std::future::pending().await;
+        }
+        let count = monitors.fallen(drain.monitor_fall).await;
+        info!(monitors = count, monitor_fall = drain.monitor_fall, grace = ?IN_FLIGHT_GRACE, "every health monitor has seen the drain; closing the listeners after connections in flight arrive");
+        tokio::time::sleep_until(deadline.min(Instant::now() + IN_FLIGHT_GRACE)).await;
+    };
+    tokio::select! {
+        () = tokio::time::sleep_until(deadline) => {
+            if drain.monitor_fall > 0 {
+                match monitors.fewest() {
+                    None => info!("drain_delay over; no health monitor polled /healthz in the last minute"),
+                    Some((count, fewest)) => info!(monitors = count, fewest_503 = fewest, "drain_delay over before every health monitor had monitor_fall answers of 503"),
+                }
+            }
+            Why::DrainDelay
+        }
+        () = fallen => Why::MonitorFall,
+        () = hurry => Why::Hurry,
+    }
+}
+
+/// Why the listeners closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// `drain_delay` ran out (or is zero).
+    DrainDelay,
+    /// Every monitor had `monitor_fall` 503s (and the grace passed).
+    MonitorFall,
+    /// A second SIGTERM/SIGINT.
+    Hurry,
+    /// A new process took the listening sockets over.
+    Handoff,
+}
+
+impl Why {
+    fn as_str(self) -> &'static str {
+        match self {
+            Why::DrainDelay => "drain_delay",
+            Why::MonitorFall => "monitor_fall",
+            Why::Hurry => "second_signal",
+            Why::Handoff => "handoff",
+        }
+    }
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// After the monitors have seen the drain: time for connections the
+/// balancer sent just before to arrive.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(1);
+/// Longest wait for stdout to take the last access-log lines.
+const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 /// When taking over: tell the running process to stop accepting (this one
 /// accepts already), then listen on the handoff path it leaves. The handoff

@@ -6,6 +6,7 @@
 use std::io;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio_util::sync::CancellationToken;
 
 /// Installed SIGTERM and SIGINT handlers.
 #[derive(Debug)]
@@ -34,12 +35,35 @@ pub fn install() -> io::Result<(Shutdown, Reloads)> {
 }
 
 impl Shutdown {
+    /// Resolves on the next SIGTERM or SIGINT, naming it.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+
     /// Resolves on the first SIGTERM or SIGINT.
     pub async fn recv(mut self) {
-        tokio::select! {
-            _ = self.term.recv() => tracing::info!("SIGTERM received; shutting down"),
-            _ = self.int.recv() => tracing::info!("SIGINT received; shutting down"),
-        }
+        let name = self.next().await;
+        tracing::info!("{name} received; shutting down");
+    }
+
+    /// Two tokens: the first is cancelled by the first SIGTERM or SIGINT
+    /// (start the drain), the second by the next one (end the drain at
+    /// once). Spawns the task that waits for them.
+    pub fn tokens(mut self) -> (CancellationToken, CancellationToken) {
+        let (first, again) = (CancellationToken::new(), CancellationToken::new());
+        let (f, a) = (first.clone(), again.clone());
+        tokio::spawn(async move {
+            let name = self.next().await;
+            tracing::info!("{name} received; shutting down");
+            f.cancel();
+            let name = self.next().await;
+            tracing::info!("{name} received again; ending the drain now");
+            a.cancel();
+        });
+        (first, again)
     }
 }
 

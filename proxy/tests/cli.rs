@@ -6,20 +6,15 @@
 // Blocking process-level tests without a runtime: std's clock is the right one.
 #![allow(clippy::disallowed_types)]
 
-mod common;
-
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{BIN, Running, WAIT, admin_addr, echo_server, get, hello_for, routed, write_config};
-
-fn passthru(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
+mod support;
+use support::*;
 
 fn check(text: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -215,16 +210,6 @@ fn usage_errors_exit_2_and_help_explains_every_flag() {
     );
 }
 
-fn http_get(addr: SocketAddr) -> String {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(WAIT)).unwrap();
-    tcp.write_all(b"GET / HTTP/1.1\r\nHost: gw\r\nX-Forwarded-Proto: https\r\n\r\n")
-        .unwrap();
-    let mut reply = String::new();
-    tcp.read_to_string(&mut reply).unwrap();
-    reply
-}
-
 #[test]
 fn run_serves_logs_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -322,15 +307,6 @@ fn sighup_swaps_routes_and_keeps_the_old_ones_on_a_bad_file() {
     drop(old);
     proc.signal("-TERM");
     assert_eq!(proc.wait_exit(), 0);
-}
-
-fn drain_config(backend: SocketAddr, delay: &str, timeout: &str) -> String {
-    format!(
-        "[[listener]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\n\
-         [[route]]\nserver_names = [\"gw.example.com\"]\nbackend = \"gw\"\n\
-         [[backend]]\nname = \"gw\"\nservers = [\"{backend}\"]\n\
-         [admin]\nbind = \"127.0.0.1:0\"\ndrain_delay = \"{delay}\"\ndrain_timeout = \"{timeout}\"\n"
-    )
 }
 
 #[test]
@@ -492,7 +468,10 @@ fn check_explain_says_where_a_name_goes_and_why() {
         String::from_utf8(out.stdout).unwrap()
     };
     let out = explain("gw.example.com", &[]);
-    assert!(out.contains("route[0], exact name gw.example.com"), "{out}");
+    assert!(
+        out.contains("gw (route[0]), exact name gw.example.com"),
+        "{out}"
+    );
     assert!(
         out.contains("backend:  gateway (least_conn, 2 servers: 10.0.1.10:443, 10.0.1.11:443)"),
         "{out}"
@@ -539,12 +518,10 @@ fn out_of_descriptors_it_neither_crashes_nor_spins_and_recovers() {
     );
     let path = write_config(dir.path(), &config);
     // A low descriptor limit for passthru alone.
-    let mut command = Command::new("sh");
-    command.arg("-c").arg(format!(
+    let proc = Running::spawn(Command::new("sh").arg("-c").arg(format!(
         "ulimit -n 48 && exec {BIN} run --config {}",
         path.display()
-    ));
-    let proc = Running::spawn(command);
+    )));
     let addr = proc.listening_addr();
     let pid = proc.child.id();
 

@@ -7,7 +7,7 @@
 // Blocking process-level tests without a runtime: std's clock is the right one.
 #![allow(clippy::disallowed_types)]
 
-mod common;
+mod support;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 
-use common::{
+use support::{
     BIN, Running, WAIT, admin_addr, echo_server, get, logged_addr, routed, try_routed, write_config,
 };
 
@@ -396,7 +396,7 @@ fn socket_activation_serves_on_the_inherited_socket() {
     let mut command = Command::new("systemd-socket-activate");
     command.args(["-l", &activated.to_string(), BIN, "run", "--config"]);
     command.arg(&config);
-    let proc = Running::spawn(command);
+    let proc = Running::spawn(&mut command);
     // systemd-socket-activate starts passthru on the first connection, as
     // systemd does; that connection waits in the backlog meanwhile.
     Running::wait_line(&proc.stderr, "systemd-socket-activate's line", |l| {

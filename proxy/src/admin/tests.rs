@@ -19,6 +19,7 @@ struct RunningAdmin {
     addr: SocketAddr,
     phase: watch::Sender<Phase>,
     metrics: Arc<Metrics>,
+    monitors: Arc<Monitors>,
     stop: CancellationToken,
     served: JoinHandle<()>,
 }
@@ -35,9 +36,11 @@ async fn admin_with_limits(phase: Phase, limits: Limits) -> RunningAdmin {
         &["public".into()],
         &[("gw".into(), vec!["10.0.0.1:443".into()])],
     ));
+    let monitors = Arc::new(Monitors::default());
     let state = AdminState {
         phase: receiver,
         metrics: Arc::clone(&metrics),
+        monitors: Arc::clone(&monitors),
     };
     let stop = CancellationToken::new();
     let served = tokio::spawn(serve_with(listener, state, stop.clone(), limits));
@@ -45,6 +48,7 @@ async fn admin_with_limits(phase: Phase, limits: Limits) -> RunningAdmin {
         addr,
         phase,
         metrics,
+        monitors,
         stop,
         served,
     }
@@ -531,4 +535,19 @@ fn head_responses_keep_the_content_length() {
             .unwrap()
             .contains("Content-Length: 10\r\n")
     );
+}
+
+#[tokio::test]
+async fn healthz_polls_are_counted_per_monitor_and_only_503s_of_the_drain() {
+    let admin = admin_in_phase(Phase::Serving).await;
+    let get = b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_eq!(exchange(admin.addr, get).await.status, 200);
+    assert_eq!(admin.monitors.fewest(), Some((1, 0)));
+    admin.phase.send_replace(Phase::Draining);
+    for _ in 0..2 {
+        assert_eq!(exchange(admin.addr, get).await.status, 503);
+    }
+    // Other paths are not health checks.
+    exchange(admin.addr, b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert_eq!(admin.monitors.fewest(), Some((1, 2)));
 }

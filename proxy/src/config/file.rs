@@ -49,6 +49,7 @@ pub(crate) struct FileListener {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileRoute {
+    pub(crate) name: Option<String>,
     #[serde(default)]
     pub(crate) server_names: Vec<String>,
     pub(crate) alpn: Option<Vec<String>>,
@@ -97,6 +98,7 @@ pub(crate) struct FileAdmin {
     #[serde(default, with = "humantime_serde")]
     pub(crate) drain_timeout: Option<Duration>,
     pub(crate) handoff: Option<PathBuf>,
+    pub(crate) monitor_fall: Option<i64>,
 }
 
 /// A backend's `health_check = { … }`.

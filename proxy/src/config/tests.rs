@@ -378,7 +378,7 @@ fn proxy_protocol_keys() {
 #[test]
 fn admin_handoff_is_an_absolute_path() {
     let c = parse(&format!(
-        "{MINIMAL}\n[admin]\nhandoff = \"/run/passthru/handoff.sock\"\n"
+        "{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\nhandoff = \"/run/passthru/handoff.sock\"\n"
     ))
     .unwrap();
     assert_eq!(
@@ -386,7 +386,9 @@ fn admin_handoff_is_an_absolute_path() {
         Some(std::path::Path::new("/run/passthru/handoff.sock"))
     );
     assert_eq!(parse(MINIMAL).unwrap().admin.handoff, None);
-    let e = err(&format!("{MINIMAL}\n[admin]\nhandoff = \"handoff.sock\"\n"));
+    let e = err(&format!(
+        "{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\nhandoff = \"handoff.sock\"\n"
+    ));
     assert_eq!(e.key(), Some("admin.handoff"));
 }
 
@@ -539,4 +541,48 @@ fn per_client_limit() {
     assert!(!limit.exempt.contains("10.9.1.1".parse().unwrap()));
     let e = err(&with("client_limit_exempt = [\"10.9.0.0/33\"]", "")).to_string();
     assert!(e.contains("listener[0].client_limit_exempt[0]"), "{e}");
+}
+
+#[test]
+fn admin_needs_bind_and_drains_20s_by_default_with_monitor_fall_off() {
+    let c = parse(&format!("{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\n")).unwrap();
+    assert_eq!(c.admin.drain_delay, Duration::from_secs(20));
+    assert_eq!(c.admin.monitor_fall, 0);
+    let e = err(&format!("{MINIMAL}\n[admin]\ndrain_delay = \"5s\"\n"));
+    assert_eq!(e.key(), Some("admin.bind"));
+    assert!(e.to_string().contains("admin.bind is required"), "{e}");
+    let c = parse(&format!(
+        "{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\nmonitor_fall = 3\n"
+    ))
+    .unwrap();
+    assert_eq!(c.admin.monitor_fall, 3);
+    for bad in ["-1", "101"] {
+        let e = err(&format!(
+            "{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\nmonitor_fall = {bad}\n"
+        ));
+        assert_eq!(e.key(), Some("admin.monitor_fall"));
+    }
+}
+
+#[test]
+fn routes_are_named_route_n_unless_named_and_names_are_unique() {
+    let two = |a: &str, b: &str| {
+        format!(
+            "{MINIMAL}\n[[route]]\n{a}\nserver_names = [\"a.example.com\"]\nbackend = \"gw\"\n\
+             [[route]]\n{b}\nserver_names = [\"b.example.com\"]\nbackend = \"gw\"\n"
+        )
+    };
+    let c = parse(&two("name = \"agents\"", "")).unwrap();
+    let names: Vec<&str> = c.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["route[0]", "agents", "route[2]"]);
+    let e = err(&two("name = \"agents\"", "name = \"agents\""));
+    assert_eq!(e.key(), Some("route[2].name"));
+    assert!(
+        e.to_string().contains("already used by route[1].name"),
+        "{e}"
+    );
+    let e = err(&two("name = \"route[0]\"", ""));
+    assert_eq!(e.key(), Some("route[1].name"));
+    let e = err(&two("name = \"\"", ""));
+    assert_eq!(e.key(), Some("route[1].name"));
 }

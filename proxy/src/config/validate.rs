@@ -244,6 +244,16 @@ impl Validator<'_> {
         let mut seen: HashMap<(ServerNamePattern, Vec<String>), String> = HashMap::new();
         for (i, r) in file.route.iter().enumerate() {
             let route = self.route(i, r, &resolve)?;
+            if let Some(j) = routes
+                .iter()
+                .position(|other: &RouteConfig| other.name == route.name)
+            {
+                return Err(self.duplicate(
+                    format!("route[{i}].name"),
+                    &route.name,
+                    format!("route[{j}].name"),
+                ));
+            }
             for (j, name) in route.server_names.iter().enumerate() {
                 let here = format!("route[{i}].server_names[{j}]");
                 if let Some(first) = seen.get(&(name.clone(), route.alpn.clone())) {
@@ -350,10 +360,16 @@ impl Validator<'_> {
                 drain_delay: Duration::ZERO,
                 drain_timeout: DEFAULT_DRAIN_TIMEOUT,
                 handoff: None,
+                monitor_fall: 0,
             });
         };
         let bind = match &a.bind {
-            None => None,
+            None => {
+                return Err(self.missing(
+                    "admin.bind",
+                    " in [admin]; e.g. bind = \"127.0.0.1:9901\" (without it there is no /healthz to tell the balancer about a drain: remove [admin] instead)",
+                ));
+            }
             Some(text) => {
                 let addr: SocketAddr = text.parse().map_err(|_| {
                     self.invalid(
@@ -401,11 +417,22 @@ impl Validator<'_> {
                 "an absolute path such as \"/run/passthru/handoff.sock\"",
             ));
         }
+        let monitor_fall = match a.monitor_fall {
+            None => 0,
+            Some(n) => u32::try_from(n).ok().filter(|n| *n <= 100).ok_or_else(|| {
+                self.invalid(
+                    "admin.monitor_fall".to_string(),
+                    &n.to_string(),
+                    "a count from 0 (off) to 100",
+                )
+            })?,
+        };
         Ok(AdminConfig {
             bind,
             drain_delay,
             drain_timeout,
             handoff: a.handoff.clone(),
+            monitor_fall,
         })
     }
 
@@ -564,7 +591,19 @@ impl Validator<'_> {
             .as_deref()
             .ok_or_else(|| self.missing(&format!("route[{i}].backend"), ""))?;
         let backend = resolve(format!("route[{i}].backend"), backend_name)?;
+        let name = match &r.name {
+            None => format!("route[{i}]"),
+            Some(n) if n.trim().is_empty() || n.len() > 64 || n.contains(char::is_whitespace) => {
+                return Err(self.invalid(
+                    format!("route[{i}].name"),
+                    &quote(n),
+                    "a non-empty name of at most 64 characters without spaces",
+                ));
+            }
+            Some(n) => n.clone(),
+        };
         Ok(RouteConfig {
+            name,
             server_names,
             alpn,
             backend,
@@ -885,7 +924,7 @@ const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
-const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(5);
+const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(20);
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);

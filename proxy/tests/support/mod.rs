@@ -1,19 +1,22 @@
-//! What the binary-level tests share: running `passthru run` as a child
-//! with its output on channels, an echo backend, raw ClientHellos and admin
-//! requests. Children are killed by their PID.
+//! What the binary's tests share: running `passthru` and reading its
+//! lines, an echo backend, hand-made ClientHellos, the admin endpoint.
+//! Children are killed by their PID.
 
-// Each test file uses its own part of these helpers.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_passthru");
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
+
+pub(crate) fn passthru(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
 
 pub(crate) fn write_config(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("passthru.toml");
@@ -30,15 +33,16 @@ pub(crate) struct Running {
 
 impl Running {
     pub(crate) fn start(config: &Path, extra: &[&str]) -> Running {
-        let mut command = Command::new(BIN);
-        command
-            .args(["run", "--config", config.to_str().unwrap()])
-            .args(extra);
-        Running::spawn(command)
+        Running::spawn(
+            Command::new(BIN)
+                .args(["run", "--config", config.to_str().unwrap()])
+                .args(extra),
+        )
     }
 
-    /// Run `command` (which runs passthru) with its output on channels.
-    pub(crate) fn spawn(mut command: Command) -> Running {
+    /// Spawn `command` (a passthru, possibly wrapped) with `RUST_LOG=info`
+    /// and its output on channels.
+    pub(crate) fn spawn(command: &mut Command) -> Running {
         let mut child = command
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -60,13 +64,23 @@ impl Running {
         what: &str,
         pred: impl Fn(&str) -> bool,
     ) -> String {
-        let deadline = std::time::Instant::now() + WAIT;
+        Self::wait_line_within(rx, what, WAIT, pred)
+    }
+
+    /// The first line matching `pred` within `limit`.
+    pub(crate) fn wait_line_within(
+        rx: &mpsc::Receiver<String>,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = std::time::Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) if pred(&line) => return line,
                 Ok(_) => {}
-                Err(_) => panic!("no {what} within {WAIT:?}"),
+                Err(_) => panic!("no {what} within {limit:?}"),
             }
         }
     }
@@ -102,20 +116,50 @@ impl Running {
         assert!(status.success());
     }
 
-    pub(crate) fn wait_exit(mut self) -> i32 {
-        let deadline = std::time::Instant::now() + WAIT;
+    pub(crate) fn wait_exit(self) -> i32 {
+        self.wait_exit_within(WAIT)
+    }
+
+    /// The exit code, waiting at most `limit` (then kill and panic).
+    pub(crate) fn wait_exit_within(self, limit: Duration) -> i32 {
+        self.wait_exit_collect(limit).code
+    }
+
+    /// The exit code and the lines not read before, waiting at most
+    /// `limit` (then kill and panic).
+    pub(crate) fn wait_exit_collect(mut self, limit: Duration) -> Exited {
+        let deadline = std::time::Instant::now() + limit;
+        let mut stderr = Vec::new();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
+                // The pipes close with the process: read both to the end.
+                stderr.extend(std::iter::from_fn(|| self.stderr.recv_timeout(WAIT).ok()));
+                let stdout = std::iter::from_fn(|| self.stdout.recv_timeout(WAIT).ok()).collect();
+                return Exited {
+                    code: status.code().unwrap_or(-1),
+                    stderr,
+                    stdout,
+                };
             }
             if std::time::Instant::now() >= deadline {
                 let _ = self.child.kill();
-                panic!("passthru did not exit within {WAIT:?}");
+                panic!("passthru did not exit within {limit:?}");
             }
             // Polling a child's exit status: no event to wait on in std.
-            let _ = self.stderr.recv_timeout(Duration::from_millis(20));
+            if let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(20)) {
+                stderr.push(line);
+            }
         }
     }
+}
+
+/// A `passthru run` that has exited, and the lines it wrote that were not
+/// read before.
+#[derive(Debug)]
+pub(crate) struct Exited {
+    pub(crate) code: i32,
+    pub(crate) stderr: Vec<String>,
+    pub(crate) stdout: Vec<String>,
 }
 
 impl Drop for Running {
@@ -136,6 +180,16 @@ pub(crate) fn lines(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
         }
     });
     rx
+}
+
+pub(crate) fn http_get(addr: SocketAddr) -> String {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: gw\r\nX-Forwarded-Proto: https\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    tcp.read_to_string(&mut reply).unwrap();
+    reply
 }
 
 /// A minimal TLS 1.2 ClientHello with this SNI.
@@ -183,10 +237,24 @@ pub(crate) fn echo_server() -> SocketAddr {
     addr
 }
 
+pub(crate) fn drain_config(backend: SocketAddr, delay: &str, timeout: &str) -> String {
+    format!(
+        "[[listener]]\nname = \"public\"\nbind = \"127.0.0.1:0\"\n\
+         [[route]]\nserver_names = [\"gw.example.com\"]\nbackend = \"gw\"\n\
+         [[backend]]\nname = \"gw\"\nservers = [\"{backend}\"]\n\
+         [admin]\nbind = \"127.0.0.1:0\"\ndrain_delay = \"{delay}\"\ndrain_timeout = \"{timeout}\"\n"
+    )
+}
+
 pub(crate) fn admin_addr(proc: &Running) -> SocketAddr {
-    logged_addr(proc, "admin line", |l| {
+    let line = Running::wait_line(&proc.stderr, "admin line", |l| {
         l.contains("admin endpoint listening")
-    })
+    });
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 pub(crate) fn get(addr: SocketAddr, path: &str) -> String {
