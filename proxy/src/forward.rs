@@ -1,7 +1,9 @@
 //! The data path: copy bytes both ways between client and server until
 //! both directions are done. Half-close is propagated (a FIN one way does
-//! not cut the other), a reset is propagated as a reset, and `idle_timeout`
-//! means no byte in *either* direction for that long.
+//! not cut the other), a reset is propagated as a reset (once the surviving
+//! direction has passed on what the broken peer sent before breaking, see
+//! [`survive`]), and `idle_timeout` means no byte in *either* direction for
+//! that long.
 //!
 //! Each direction copies through a 64 KiB buffer taken only while it has
 //! data to move (an idle connection holds no copy buffer). On Linux, a
@@ -62,8 +64,6 @@ pub struct Counters {
     pub upstream: AtomicU64,
     /// Server → client.
     pub downstream: AtomicU64,
-    /// Directions that switched to splice.
-    pub spliced: AtomicU64,
 }
 
 /// Something that wants to see the bytes as they pass (handshake
@@ -75,27 +75,7 @@ pub trait Tap: Sync {
 }
 
 /// Copy both ways until both directions are done, the idle timeout
-/// expires, or `stop` is cancelled.
-pub async fn forward(
-    client: &TcpStream,
-    server: &TcpStream,
-    idle_timeout: Option<Duration>,
-    counters: &Counters,
-    stop: &CancellationToken,
-) -> End {
-    forward_with(
-        client,
-        server,
-        idle_timeout,
-        Forwarding::Copy,
-        None,
-        counters,
-        stop,
-    )
-    .await
-}
-
-/// [`forward`] with a forwarding mode and an optional tap.
+/// expires, or `stop` is cancelled; `tap` sees the bytes while it wants them.
 pub async fn forward_with(
     client: &TcpStream,
     server: &TcpStream,
@@ -112,36 +92,26 @@ pub async fn forward_with(
         let dir = Direction {
             upstream: true,
             count: &counters.upstream,
-            spliced: &counters.spliced,
         };
-        pump(client, server, dir, mode, tap, activity)
-            .await
-            .map_err(|f| match f {
-                Failed::Reader => Peer::Client,
-                Failed::Writer => Peer::Server,
-            })
+        pump(client, server, dir, mode, tap, activity).await
     };
     let down = async {
         let dir = Direction {
             upstream: false,
             count: &counters.downstream,
-            spliced: &counters.spliced,
         };
-        pump(server, client, dir, mode, tap, activity)
-            .await
-            .map_err(|f| match f {
-                Failed::Reader => Peer::Server,
-                Failed::Writer => Peer::Client,
-            })
+        pump(server, client, dir, mode, tap, activity).await
     };
     let copy = async {
-        match tokio::try_join!(up, down) {
-            Ok(_) => End::Closed,
-            Err(Peer::Client) => {
+        match survive(up, down).await {
+            None => End::Closed,
+            Some(Peer::Client) => {
+                let _ = tokio::time::timeout(SENT_WAIT, sent(server)).await;
                 reset_on_close(server);
                 End::ClientReset
             }
-            Err(Peer::Server) => {
+            Some(Peer::Server) => {
+                let _ = tokio::time::timeout(SENT_WAIT, sent(client)).await;
                 reset_on_close(client);
                 End::ServerReset
             }
@@ -151,6 +121,38 @@ pub async fn forward_with(
         end = copy => end,
         () = idle(idle_timeout, &last, epoch) => End::IdleTimeout,
         () = stop.cancelled() => End::Stopped,
+    }
+}
+
+/// Run both directions to their end; `Some(peer)` when `peer` broke.
+///
+/// When a direction fails *writing*, its peer is broken, but the other
+/// direction reads from that same peer and may still hold bytes for the live
+/// one (in its buffer, in the socket's receive queue): it goes on until it
+/// ends too, so that nothing the broken peer sent before breaking is lost
+/// (bounded by the caller's idle timeout). When a direction fails *reading*,
+/// it has passed on everything its source sent; the other direction writes
+/// to that broken source, so there is nothing left to save.
+async fn survive(
+    up: impl Future<Output = Result<(), Failed>>,
+    down: impl Future<Output = Result<(), Failed>>,
+) -> Option<Peer> {
+    tokio::pin!(up, down);
+    let (mut up_end, mut down_end) = (None, None);
+    loop {
+        tokio::select! {
+            ended = &mut up, if up_end.is_none() => up_end = Some(ended),
+            ended = &mut down, if down_end.is_none() => down_end = Some(ended),
+        }
+        // `up` reads the client and writes the server; `down` the reverse.
+        match (&up_end, &down_end) {
+            (Some(Err(Failed::Reader)), _) => return Some(Peer::Client),
+            (_, Some(Err(Failed::Reader))) => return Some(Peer::Server),
+            (Some(Err(Failed::Writer)), Some(_)) => return Some(Peer::Server),
+            (Some(_), Some(Err(Failed::Writer))) => return Some(Peer::Client),
+            (Some(Ok(())), Some(Ok(()))) => return None,
+            _ => {}
+        }
     }
 }
 
@@ -173,7 +175,6 @@ enum Peer {
 struct Direction<'a> {
     upstream: bool,
     count: &'a AtomicU64,
-    spliced: &'a AtomicU64,
 }
 
 /// The last-activity clock shared by both directions.
@@ -194,6 +195,43 @@ impl Activity<'_> {
 /// connection broke instead of seeing a clean end of stream.
 fn reset_on_close(stream: &TcpStream) {
     let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
+/// Wait until `stream` has sent every byte written to it: a reset discards
+/// the bytes still queued in the kernel, while those already sent stay
+/// readable by the peer before it sees the reset. Bounded by the caller's
+/// idle timeout (a peer that does not read keeps them unsent).
+async fn sent(stream: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        use tokio::io::Interest;
+        // Writable now means "nothing left unsent" (TCP_NOTSENT_LOWAT).
+        if SockRef::from(stream).set_tcp_notsent_lowat(1).is_err() {
+            return;
+        }
+        loop {
+            // Forget the cached readiness first, so that no wake-up between
+            // the check and the wait is lost.
+            let _ = stream.try_io(Interest::WRITABLE, || {
+                Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+            });
+            let mut fds = [PollFd::new(stream, PollFlags::OUT)];
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            match poll(&mut fds, Some(&now)) {
+                Ok(0) => {}
+                _ => return,
+            }
+            if stream.writable().await.is_err() {
+                return;
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = stream;
 }
 
 /// Pass the FIN on: no more bytes this way; the other direction goes on.
@@ -221,7 +259,6 @@ async fn pump(
             };
         #[cfg(target_os = "linux")]
         if splice_now && let Some(pipe) = splice::Pipe::new() {
-            dir.spliced.fetch_add(1, Ordering::Relaxed);
             drop(buf);
             return splice::pump(from, to, &pipe, dir.count, &activity).await;
         }
@@ -267,6 +304,10 @@ async fn idle(timeout: Option<Duration>, last: &AtomicU64, epoch: Instant) {
         sleep_until(at).await;
     }
 }
+
+/// Longest wait for a live peer to take the bytes passthru already wrote
+/// to it before the reset is passed on (also bounded by `idle_timeout`).
+pub const SENT_WAIT: Duration = Duration::from_secs(10);
 
 /// Copy buffer per active direction: large enough that bulk transfer is
 /// not bound by system calls (0.5 CPU-s per GiB relayed, against 1.0-1.4 at

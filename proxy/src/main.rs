@@ -94,7 +94,7 @@ fn run(path: PathBuf, format: Format, takeover: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let (shutdown, reloads) = match signal::install() {
             Ok(handlers) => handlers,
             Err(e) => {
@@ -125,5 +125,8 @@ fn run(path: PathBuf, format: Format, takeover: Option<PathBuf>) -> ExitCode {
             .run_until(first.cancelled_owned(), again.cancelled_owned())
             .await;
         ExitCode::SUCCESS
-    })
+    });
+    // The last diagnostics, bounded: a stalled stderr never holds the exit.
+    logging::flush(std::time::Duration::from_secs(1));
+    code
 }

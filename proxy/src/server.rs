@@ -174,7 +174,7 @@ impl Server {
         let metrics = Arc::new(Metrics::new(&names, &backend_servers(config)));
         let pools = Arc::new(Pools::new(Arc::clone(&metrics)));
         let routing = Routing::new(config, &pools);
-        routing.start_checks(&metrics);
+        routing.start_checks();
         let (routing, _) = watch::channel(Arc::new(routing));
         let (phase, _) = watch::channel(Phase::Starting);
         Ok(Server {
