@@ -353,7 +353,9 @@ impl Server {
                 warn!(
                     open = cut,
                     "{}; closing the connections still open",
-                    if hurried {
+                    if hurried && handed_over {
+                        "signal after the handoff"
+                    } else if hurried {
                         "second signal"
                     } else {
                         "drain timeout reached"
