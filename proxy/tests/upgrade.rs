@@ -336,8 +336,19 @@ fn a_failed_takeover_leaves_the_running_process_unchanged() {
     let _ = routed(addr);
     assert!(get(admin, "/healthz").starts_with("HTTP/1.1 200"));
     assert!(old.child_running());
+    // A connection keeps the old process draining after the takeover; a
+    // SIGTERM then ends its drain at once.
+    let _held = routed(addr);
     let new = Running::start(&config, &["--takeover", sock]);
     Running::wait_line(&new.stderr, "took-over line", |l| l.contains("took over"));
+    Running::wait_line(&old.stderr, "the old process's switch line", |l| {
+        l.contains("stopping accepting and draining")
+    });
+    assert!(old.child_running(), "the held connection keeps it draining");
+    old.signal("-TERM");
+    Running::wait_line(&old.stderr, "the cut line", |l| {
+        l.contains("signal after the handoff; closing the connections still open")
+    });
     assert_eq!(old.wait_exit(), 0);
     let _ = routed(addr);
 }
