@@ -10,7 +10,7 @@ use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 
-use crate::WAIT;
+use crate::wait::WAIT;
 
 /// Path of the `passthru` binary: `$PASSTHRU_BINARY` when set, else built
 /// (once per test process) with `cargo build -p passthru --bin passthru` in
