@@ -20,7 +20,7 @@ mod tests;
 mod validate;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use crate::route::RouteConfig;
@@ -59,6 +59,9 @@ pub struct AdminConfig {
     pub drain_delay: Duration,
     /// Then: wait at most this long for open connections.
     pub drain_timeout: Duration,
+    /// Unix socket through which a new passthru takes the listening
+    /// sockets over (`passthru run --takeover`); `None`: no handoff.
+    pub handoff: Option<PathBuf>,
     /// With N > 0: close the listeners as soon as every health monitor seen
     /// in the last minute has had N answers of 503 (`drain_delay` stays the
     /// upper bound); 0 = off.

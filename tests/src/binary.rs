@@ -66,17 +66,22 @@ impl BinaryProxy {
     /// once its listener (and admin endpoint, when `[admin]` is configured)
     /// reported its address.
     pub fn start(config: &str) -> BinaryProxy {
-        BinaryProxy::spawn(config, true)
+        BinaryProxy::spawn(config, &[], true)
+    }
+
+    /// [`BinaryProxy::start`] with more arguments to `passthru run`.
+    pub fn start_with(config: &str, args: &[&str]) -> BinaryProxy {
+        BinaryProxy::spawn(config, args, true)
     }
 
     /// Like [`BinaryProxy::start`], but once the addresses are reported its
     /// stdout and stderr stay connected to pipes nobody reads (a stalled
     /// log collector): they fill up, and passthru must not care.
     pub fn start_unread(config: &str) -> BinaryProxy {
-        BinaryProxy::spawn(config, false)
+        BinaryProxy::spawn(config, &[], false)
     }
 
-    fn spawn(config: &str, read_output: bool) -> BinaryProxy {
+    fn spawn(config: &str, args: &[&str], read_output: bool) -> BinaryProxy {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("passthru.toml");
         std::fs::write(&path, config).expect("writing the configuration");
@@ -84,6 +89,7 @@ impl BinaryProxy {
         let mut child = Command::new(&binary)
             .args(["run", "--config"])
             .arg(&path)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -157,6 +163,39 @@ impl BinaryProxy {
     /// Access-log lines already written, without waiting.
     pub fn access_lines_so_far(&self) -> Vec<String> {
         self.stdout.try_iter().collect()
+    }
+
+    /// The next diagnostic line (stderr) containing `text`, waiting at most
+    /// [`WAIT`] for each line.
+    pub fn wait_diagnostic(&self, text: &str) -> String {
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("passthru did not log {text:?}"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    /// Wait (at most about [`WAIT`]) for the process to exit; its exit code.
+    pub fn wait_exit(mut self) -> i32 {
+        // Polled: a child's exit has no event to wait on in std.
+        for _ in 0..WAIT.as_millis() / 20 {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code().unwrap_or(-1);
+            }
+            let poll = std::time::Duration::from_millis(20);
+            if let Err(mpsc::RecvTimeoutError::Disconnected) = self.stderr.recv_timeout(poll) {
+                // stderr closed: the process is exiting, and nothing is
+                // left to wait on but the clock (like every method here,
+                // this one blocks its thread).
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(poll);
+            }
+        }
+        panic!("passthru did not exit within {WAIT:?}");
     }
 
     /// Diagnostics written so far (stderr), without waiting.

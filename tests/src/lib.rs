@@ -10,6 +10,8 @@
 //! - [`binary`]: [`BinaryProxy`], the real `passthru` binary as a child
 //!   process (CPU time and memory from `/proc`, metrics from its admin port).
 //! - [`client`]: [`Client`], a rustls agent that pins the server certificate.
+//! - [`fleet`]: three real passthru processes behind a real HAProxy, a
+//!   rolling upgrade and a rolling restart under continuous agent load.
 //! - [`hop`]: a scripted fake HTTP proxy and real tinyproxy.
 //! - [`wire`]: raw ClientHellos (captured fixtures, built ones, re-framed).
 //! - [`wait`]: [`WAIT`], [`within`] and [`eventually`], the bounded waits.
@@ -24,6 +26,7 @@
 pub mod backend;
 pub mod binary;
 pub mod client;
+pub mod fleet;
 pub mod hop;
 pub mod lab;
 pub mod proxy;

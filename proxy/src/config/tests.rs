@@ -379,6 +379,23 @@ fn proxy_protocol_keys() {
 }
 
 #[test]
+fn admin_handoff_is_an_absolute_path() {
+    let c = parse(&format!(
+        "{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\nhandoff = \"/run/passthru/handoff.sock\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.admin.handoff.as_deref(),
+        Some(std::path::Path::new("/run/passthru/handoff.sock"))
+    );
+    assert_eq!(parse(MINIMAL).unwrap().admin.handoff, None);
+    let e = err(&format!(
+        "{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\nhandoff = \"handoff.sock\"\n"
+    ));
+    assert_eq!(e.key(), Some("admin.handoff"));
+}
+
+#[test]
 fn admin_and_health_check() {
     let c = parse(&format!(
         "{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\ndrain_delay = \"2s\"\n"

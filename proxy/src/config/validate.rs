@@ -359,6 +359,7 @@ impl Validator<'_> {
                 bind: None,
                 drain_delay: Duration::ZERO,
                 drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+                handoff: None,
                 monitor_fall: 0,
             });
         };
@@ -407,6 +408,15 @@ impl Validator<'_> {
                 "a duration of at most 1 day",
             ));
         }
+        if let Some(path) = &a.handoff
+            && !path.is_absolute()
+        {
+            return Err(self.invalid(
+                "admin.handoff".to_string(),
+                &quote(&path.display().to_string()),
+                "an absolute path such as \"/run/passthru/handoff.sock\"",
+            ));
+        }
         let monitor_fall = match a.monitor_fall {
             None => 0,
             Some(n) => u32::try_from(n).ok().filter(|n| *n <= 100).ok_or_else(|| {
@@ -421,6 +431,7 @@ impl Validator<'_> {
             bind,
             drain_delay,
             drain_timeout,
+            handoff: a.handoff.clone(),
             monitor_fall,
         })
     }
