@@ -8,13 +8,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use passthru_net::addr::split_host_port;
+use passthru_net::{ServerAddr, ViaUrl};
 
 use super::file::{FileAdmin, FileBackend, FileConfig, FileListener, FileRoute};
-use super::{
+use super::model::{
     AdminConfig, BackendConfig, Balance, ClientLimit, Config, ExpectProxy, Forwarding, HealthCheck,
-    ListenerConfig, RouteConfig, SendProxy, ServerAddr, ServerLimits, ViaUrl,
+    ListenerConfig, SendProxy, ServerLimits,
 };
-use crate::route::ServerNamePattern;
+use crate::route::{RouteConfig, ServerNamePattern};
 use crate::trust::TrustedProxies;
 
 /// Why a configuration was refused. Every variant names the file (`origin`).
