@@ -4,10 +4,10 @@ CARGO ?= cargo
 # Where cargo puts binaries (honours CARGO_TARGET_DIR).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 # Debian packages the tests, the demo and the benchmarks use.
-DEBIAN_PACKAGES := openssl curl socat haproxy nginx libnginx-mod-stream tinyproxy iproute2 util-linux chromium wrk strace
+DEBIAN_PACKAGES := openssl curl socat haproxy nginx libnginx-mod-stream tinyproxy iproute2 util-linux systemd chromium wrk strace
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all build test lint fmt demo bench bench-quick bench-idle bench-micro bench-syscalls deps clean soak audit fuzz package package-deps package-test
+.PHONY: all build test lint import-cycles fmt demo demo-fleet bench bench-quick bench-idle bench-micro bench-syscalls deps clean soak audit fuzz package package-deps package-test
 
 all: build
 
@@ -36,7 +36,7 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-## deps: install missing Debian packages (openssl, curl, socat, haproxy, nginx + stream module, tinyproxy, iproute2 (ip, tc, ss), util-linux (unshare), chromium, wrk, strace)
+## deps: install missing Debian packages (openssl, curl, socat, haproxy, nginx + stream module, tinyproxy, iproute2 (ip, tc, ss), util-linux (unshare, setpriv), systemd (systemd-socket-activate), chromium, wrk, strace)
 deps:
 	$(call apt_install_missing,$(DEBIAN_PACKAGES))
 
@@ -68,10 +68,14 @@ test: deps
 	@if command -v cargo-deb >/dev/null 2>&1; then $(MAKE) --no-print-directory package-test; \
 	else echo "make test: cargo-deb is not installed, so the package test is left to make package-test"; fi
 
-## lint: formatting, clippy (warnings are errors) and the dependency audit
-lint: audit
+## lint: formatting, clippy (warnings are errors), no import cycle between files, and the dependency audit
+lint: audit import-cycles
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## import-cycles: fail on any import cycle between the source files of a crate (docs/architecture.md)
+import-cycles:
+	./scripts/import-cycles.sh
 
 ## audit: licences, bans and sources of every dependency (cargo-deny, installed when missing)
 audit:
@@ -87,6 +91,12 @@ demo: deps
 	$(TARGET_DIR)/debug/passthru-demo --passthru $(TARGET_DIR)/debug/passthru
 	$(CARGO) test -q -p passthru-tests --test it -- post_quantum --nocapture
 	$(TARGET_DIR)/debug/lb-sim --html $(TARGET_DIR)/lb-sim-report.html --json $(TARGET_DIR)/lb-sim-report.json
+	@echo "Optional: make demo-fleet (three instances behind HAProxy: a rolling upgrade and a rolling restart under load)"
+
+## demo-fleet: optional part of the demo: three passthru instances behind a real HAProxy and a mutual-TLS gateway, agents connecting continuously; a rolling upgrade (--takeover) and a rolling restart, with their counts (~15 s)
+demo-fleet: deps
+	$(CARGO) build -p passthru -p passthru-tests --bins
+	$(TARGET_DIR)/debug/passthru-fleet --passthru $(TARGET_DIR)/debug/passthru
 
 # Open files for 10,000 idle connections through a proxy (two sockets each):
 # raise the soft limit as far as the hard limit allows.

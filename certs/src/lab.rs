@@ -19,7 +19,7 @@
 
 use std::fmt;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rcgen::{CertificateParams, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -194,36 +194,6 @@ impl LabPki {
             &self.agent_server_only,
             &self.server_wrong_name,
         ]
-    }
-
-    /// Write every identity to `dir` as NAME.pem (certificate), NAME.chain.pem
-    /// (leaf + intermediates, only when there are intermediates) and NAME.key
-    /// (PKCS#8 PEM, mode 0600 on Unix), plus README.txt listing every file,
-    /// what it is for and its SHA-1 thumbprint. Creates `dir` if missing.
-    ///
-    /// Refuses with [`LabError::NotEmpty`] when `dir` exists and is not empty,
-    /// unless `force`; with `force` the lab files are overwritten and other
-    /// files are left alone. Returns the written paths, README.txt last.
-    pub fn write_to(&self, dir: &Path, force: bool) -> Result<Vec<PathBuf>, LabError> {
-        files::prepare_dir(dir, force)?;
-        let mut written = Vec::new();
-        for identity in self.identities() {
-            for (file_name, contents, private) in files::files(identity) {
-                let path = dir.join(file_name);
-                files::write_file(&path, contents, private)?;
-                written.push(path);
-            }
-        }
-        let readme = dir.join(files::README);
-        files::write_file(&readme, &files::readme(self), false)?;
-        written.push(readme);
-        Ok(written)
-    }
-
-    /// What [`LabPki::write_to`] wrote into `dir`, per identity, for the
-    /// `lab` subcommand's output.
-    pub fn report(&self, dir: &Path) -> LabReport {
-        files::report(self, dir)
     }
 }
 

@@ -8,7 +8,10 @@
 //!   `len` bytes, and carries addresses exactly when it says `proxied`;
 //! - a prefix of the input is consistent with the whole (an `Invalid`
 //!   prefix makes the whole `Invalid`; an `Incomplete` prefix never asks for
-//!   more than the header the whole turned out to hold).
+//!   more than the header the whole turned out to hold);
+//! - cost: read as its caller reads it (parsing again only once `needed`
+//!   bytes are in), trickled one byte per read, the input is parsed a
+//!   bounded number of times (never once per byte of a long header).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -19,6 +22,7 @@ use passthru::proxy_protocol::{
 fuzz_target!(|data: &[u8]| {
     let whole = proxy_protocol::parse(data);
     check(data, &whole);
+    assert!(trickled_parses(data) <= MAX_V1_LEN + 2 * 16);
     if let Ok(header) = &whole {
         assert_eq!(proxy_protocol::parse(&data[..header.len]), whole);
     }
@@ -72,6 +76,25 @@ fn check(buf: &[u8], answer: &Result<ProxyHeader, Error>) {
             }
         }
     }
+}
+
+/// How many times the caller (`front::read_proxy_header`) parses `data`
+/// arriving one byte per read, until a header or a refusal.
+fn trickled_parses(data: &[u8]) -> usize {
+    let data = &data[..data.len().min(MAX_V2_LEN)];
+    let mut want = 0;
+    let mut parses = 0;
+    for n in 1..=data.len() {
+        if n < want {
+            continue;
+        }
+        parses += 1;
+        match proxy_protocol::parse(&data[..n]) {
+            Err(Error::Incomplete { needed }) => want = needed,
+            _ => break,
+        }
+    }
+    parses
 }
 
 /// A few prefix lengths to compare with the whole, varied by the input.

@@ -30,7 +30,7 @@ pub struct ResponseHead {
 /// Parse a proxy's response head: `Ok(None)` while incomplete, `Err` with
 /// a reason when it can never be HTTP. Pure; bounded by the input.
 pub fn parse_response(buf: &[u8]) -> Result<Option<ResponseHead>, String> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut headers = header_slots(buf);
     let mut resp = httparse::Response::new(&mut headers);
     match resp.parse(buf) {
         Ok(httparse::Status::Partial) => Ok(None),
@@ -49,7 +49,6 @@ pub fn parse_response(buf: &[u8]) -> Result<Option<ResponseHead>, String> {
                 len,
             }))
         }
-        Err(httparse::Error::TooManyHeaders) => Err("more than 64 header lines".to_string()),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -72,7 +71,7 @@ pub enum ConnectRequest {
 
 /// Parse a complete CONNECT request head. Pure.
 pub fn parse_connect(head: &[u8]) -> ConnectRequest {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut headers = header_slots(head);
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
@@ -99,10 +98,53 @@ pub fn parse_connect(head: &[u8]) -> ConnectRequest {
     }
 }
 
+/// One header slot per line of `head`: the number of headers is bounded by
+/// the bytes of the block (16 KiB at most, see [`MAX_HEADER`]), not by a
+/// fixed count. One pass over the bytes.
+fn header_slots(head: &[u8]) -> Vec<httparse::Header<'static>> {
+    let lines = head.iter().filter(|&&b| b == b'\n').count();
+    vec![httparse::EMPTY_HEADER; lines.min(MAX_HEADER / 2) + 1]
+}
+
 /// Length of the HTTP head at the start of `buf` (blank line included), once
-/// it is complete.
+/// it is complete. A blank line is `\r\n` or a bare `\n`, as the parsers
+/// accept both.
 pub fn head_len(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+    HeadEnd::default().find(buf)
+}
+
+/// The end of an HTTP head in a buffer that grows read by read. Each call
+/// looks only at the bytes added since the last one (plus two), so a head
+/// trickled one byte per read costs time linear in its length.
+#[derive(Debug, Default, Clone)]
+pub struct HeadEnd {
+    scanned: usize,
+    examined: u64,
+}
+
+impl HeadEnd {
+    /// The head's length (blank line included) once `buf` holds it all.
+    /// `buf` must be the same buffer, only ever appended to.
+    pub fn find(&mut self, buf: &[u8]) -> Option<usize> {
+        let from = self.scanned.saturating_sub(2).min(buf.len());
+        self.examined += (buf.len() - from) as u64;
+        self.scanned = buf.len();
+        let mut i = from;
+        while let Some(p) = buf[i..].iter().position(|&b| b == b'\n') {
+            let at = i + p;
+            match (buf.get(at + 1), buf.get(at + 2)) {
+                (Some(b'\n'), _) => return Some(at + 2),
+                (Some(b'\r'), Some(b'\n')) => return Some(at + 3),
+                _ => i = at + 1,
+            }
+        }
+        None
+    }
+
+    /// Bytes looked at so far, over all calls (the fuzz targets' cost check).
+    pub fn examined(&self) -> u64 {
+        self.examined
+    }
 }
 
 /// Largest header block accepted, request or response (16 KiB).
@@ -190,6 +232,56 @@ mod tests {
     #[test]
     fn head_length() {
         assert_eq!(head_len(b"CONNECT a:1 HTTP/1.1\r\n\r\n\x16\x03"), Some(24));
+        assert_eq!(head_len(b"CONNECT a:1 HTTP/1.1\n\n\x16"), Some(22));
         assert_eq!(head_len(b"CONNECT a:1 HTTP/1.1\r\n"), None);
+        assert_eq!(head_len(b"CONNECT a:1 HTTP/1.1\r\nA: b\r\n\r"), None);
+    }
+
+    /// A head trickled one byte per read is found at the same place as in one
+    /// piece, each byte looked at a bounded number of times.
+    #[test]
+    fn trickled_heads_cost_linear_time() {
+        let mut head = b"CONNECT gw:443 HTTP/1.1\r\n".to_vec();
+        while head.len() < MAX_HEADER - 100 {
+            head.extend_from_slice(b"X-Pad: 0123456789\r\n");
+        }
+        head.extend_from_slice(b"\r\nrest");
+        let mut end = HeadEnd::default();
+        let found = (1..=head.len()).find_map(|n| end.find(&head[..n]));
+        assert_eq!(found, head_len(&head));
+        assert!(
+            end.examined() <= 3 * head.len() as u64,
+            "{}",
+            end.examined()
+        );
+    }
+
+    /// The header block is bounded by bytes, not by a count of lines:
+    /// 100 header lines (HAProxy allows 101) are a valid head.
+    #[test]
+    fn a_hundred_header_lines_are_accepted() {
+        let mut head = b"CONNECT gw.example.com:443 HTTP/1.1\r\n".to_vec();
+        let mut resp = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..100 {
+            head.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+            resp.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        resp.extend_from_slice(b"\r\n");
+        assert!(matches!(
+            parse_connect(&head),
+            ConnectRequest::Target { .. }
+        ));
+        assert_eq!(parse_response(&resp).unwrap().unwrap().status, 200);
+        // The smallest header lines a 16 KiB block can hold.
+        let mut many = b"CONNECT gw:443 HTTP/1.1\r\n".to_vec();
+        while many.len() < MAX_HEADER - 10 {
+            many.extend_from_slice(b"a:\n");
+        }
+        many.extend_from_slice(b"\n");
+        assert!(matches!(
+            parse_connect(&many),
+            ConnectRequest::Target { .. }
+        ));
     }
 }

@@ -1,13 +1,24 @@
 //! Dialling a server: resolve its name at connect time, connect
 //! within `connect_timeout`, set the socket options, and move on to the
 //! next server when one fails.
+//!
+//! Name resolution (`getaddrinfo`, which blocks) runs on the blocking pool,
+//! at most [`MAX_RESOLVING`] at once in the process: a slow resolver cannot
+//! grow the pool toward its 512 threads, since the thread of a lookup that
+//! outlives its connect timeout keeps its place until it returns. An answer
+//! is reused for [`REUSE_ANSWER`] (names are resolved at connect time: a
+//! DNS change shows within seconds), which also spares the resolver a
+//! lookup per connection under load.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use socket2::{SockRef, TcpKeepalive};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout_at};
 
 use crate::addr::ServerAddr;
@@ -73,18 +84,13 @@ pub async fn dial_until(
     };
     let addrs: Vec<SocketAddr> = match server.host.parse() {
         Ok(ip) => vec![SocketAddr::new(ip, server.port)],
-        Err(_) => timeout_at(
-            deadline,
-            tokio::net::lookup_host((server.host.as_str(), server.port)),
-        )
-        .await
-        .map_err(|_| expired())?
-        .map_err(|source| DialError::Resolve {
-            server: server.clone(),
-            source,
-        })?
-        .take(MAX_ADDRESSES)
-        .collect(),
+        Err(_) => timeout_at(deadline, resolve(&server.host, server.port))
+            .await
+            .map_err(|_| expired())?
+            .map_err(|source| DialError::Resolve {
+                server: server.clone(),
+                source,
+            })?,
     };
     let mut last = None;
     for addr in addrs {
@@ -110,6 +116,76 @@ pub async fn dial_until(
     })
 }
 
+/// The addresses of `host:port` (at most [`MAX_ADDRESSES`]): a recent
+/// answer, or a lookup on the blocking pool within the process-wide bound.
+pub async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    let key = (host.to_owned(), port);
+    if let Some(addrs) = answers().recent(&key) {
+        return Ok(addrs);
+    }
+    let permit = Arc::clone(resolving())
+        .acquire_owned()
+        .await
+        .map_err(|_| io::Error::other("resolver closed"))?;
+    // Another connection may have resolved it while this one waited.
+    if let Some(addrs) = answers().recent(&key) {
+        return Ok(addrs);
+    }
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let addrs: Vec<SocketAddr> = key.to_socket_addrs()?.take(MAX_ADDRESSES).collect();
+        answers().keep(key, addrs.clone());
+        Ok(addrs)
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
+fn resolving() -> &'static Arc<Semaphore> {
+    static RESOLVING: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    RESOLVING.get_or_init(|| Arc::new(Semaphore::new(MAX_RESOLVING)))
+}
+
+fn answers() -> &'static Answers {
+    static ANSWERS: OnceLock<Answers> = OnceLock::new();
+    ANSWERS.get_or_init(Answers::default)
+}
+
+/// Recent answers, by name and port; at most [`MAX_ANSWERS`] kept.
+#[derive(Default)]
+struct Answers {
+    by_name: Mutex<HashMap<(String, u16), Answer>>,
+}
+
+/// When a name was resolved, and to what.
+type Answer = (Instant, Vec<SocketAddr>);
+
+impl Answers {
+    fn recent(&self, key: &(String, u16)) -> Option<Vec<SocketAddr>> {
+        let by_name = self.by_name.lock().unwrap_or_else(PoisonError::into_inner);
+        let (at, addrs) = by_name.get(key)?;
+        (at.elapsed() < REUSE_ANSWER).then(|| addrs.clone())
+    }
+
+    fn keep(&self, key: (String, u16), addrs: Vec<SocketAddr>) {
+        let mut by_name = self.by_name.lock().unwrap_or_else(PoisonError::into_inner);
+        if by_name.len() >= MAX_ANSWERS {
+            by_name.retain(|_, (at, _)| at.elapsed() < REUSE_ANSWER);
+            if by_name.len() >= MAX_ANSWERS {
+                by_name.clear();
+            }
+        }
+        by_name.insert(key, (Instant::now(), addrs));
+    }
+}
+
+/// Name lookups running at once, in the whole process.
+pub const MAX_RESOLVING: usize = 16;
+/// How long an answer is reused.
+pub const REUSE_ANSWER: Duration = Duration::from_secs(2);
+/// Names whose answer is kept.
+const MAX_ANSWERS: usize = 1024;
+
 /// `TCP_NODELAY` (a relay must not add Nagle delays to the handshake) and
 /// keepalive probes after `keepalive` idle. Failures are harmless and ignored.
 pub fn set_options(stream: &TcpStream, keepalive: Option<Duration>) {
@@ -124,6 +200,41 @@ pub fn set_options(stream: &TcpStream, keepalive: Option<Duration>) {
     }
 }
 
-const MAX_ADDRESSES: usize = 16;
+/// Addresses of one name tried at most.
+pub const MAX_ADDRESSES: usize = 16;
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 const KEEPALIVE_RETRIES: u32 = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_name_resolves_and_its_answer_is_reused() {
+        let addrs = resolve("localhost", 443).await.unwrap();
+        assert!(!addrs.is_empty());
+        assert!(
+            addrs
+                .iter()
+                .all(|a| a.port() == 443 && a.ip().is_loopback())
+        );
+        let key = ("localhost".to_owned(), 443);
+        assert_eq!(answers().recent(&key), Some(addrs));
+    }
+
+    #[tokio::test]
+    async fn lookups_beyond_the_bound_wait_for_a_place() {
+        // Hold every place: a lookup of a name not yet known waits.
+        let held = Arc::clone(resolving())
+            .acquire_many_owned(MAX_RESOLVING as u32)
+            .await
+            .unwrap();
+        let waiting = tokio::time::timeout(
+            Duration::from_millis(50),
+            resolve("passthru-not-cached.localhost", 443),
+        )
+        .await;
+        assert!(waiting.is_err(), "the lookup ran beyond the bound");
+        drop(held);
+    }
+}

@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
-use crate::connect_head::{MAX_HEADER, parse_response, request};
+use crate::connect_head::{HeadEnd, MAX_HEADER, parse_response, request};
 use crate::dial::{DialError, dial_until};
 use crate::io::{read_some, write_all};
 use crate::via::ViaUrl;
@@ -125,8 +125,23 @@ pub async fn tunnel_with_keepalive(
     .map_err(|_| expired())?
     .map_err(|_| closed())?;
     let mut buf = BytesMut::with_capacity(1024);
+    let mut end = HeadEnd::default();
+    let mut status_line_checked = false;
+    let mut seen = 0;
     loop {
-        match parse_response(&buf) {
+        // Parse only when there is something new to decide: the status line
+        // just completed (garbage is refused early) or the whole head is in.
+        // A trickled head thus costs linear time, not one parse per read.
+        let complete = end.find(&buf).is_some();
+        let check_status = !status_line_checked && buf[seen..].contains(&b'\n');
+        seen = buf.len();
+        status_line_checked |= check_status;
+        let parsed = if complete || check_status {
+            parse_response(&buf)
+        } else {
+            Ok(None)
+        };
+        match parsed {
             Ok(Some(head)) => {
                 let leftover = buf.split_off(head.len).freeze();
                 if (200..300).contains(&head.status) {

@@ -315,8 +315,9 @@ impl AccessLog {
         }
     }
 
-    /// Log one finished connection.
-    pub fn write(&self, record: AccessRecord) {
+    /// Log one finished connection. `false` when the line was dropped
+    /// because stdout did not keep up (the caller counts it).
+    pub fn write(&self, record: AccessRecord) -> bool {
         match &self.sink {
             Sink::Lines { tx, format } => {
                 let line = match format {
@@ -325,6 +326,7 @@ impl AccessLog {
                 };
                 if let Err(TrySendError::Full(_)) = tx.try_send(Line::Text(line)) {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return false;
                 }
             }
             Sink::Records(tx) => {
@@ -332,6 +334,7 @@ impl AccessLog {
             }
             Sink::Discard => {}
         }
+        true
     }
 
     /// Wait until every line logged so far is written and stdout flushed,

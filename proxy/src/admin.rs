@@ -6,14 +6,15 @@
 //! It does not decide the phase or count anything itself: the server drives
 //! the `watch` channel and the connection pipeline fills [`Metrics`].
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -48,8 +49,10 @@ pub struct AdminState {
 /// `HEAD` is answered like `GET` without the body. Other paths get 404,
 /// other methods on these paths 405 (with `Allow: GET, HEAD`), a malformed
 /// request 400, a request head over 8 KiB 431. A request head must arrive
-/// within 5 s, else the connection is closed; at most 64 admin connections
-/// are open at once, further ones are closed at accept.
+/// within 2 s, else the connection is closed. At most 256 admin connections
+/// are open at once; a connection beyond that evicts the oldest one that is
+/// not being answered (idle, or lingering after its answer), so that idle
+/// or slow clients never keep a health monitor from its answer.
 pub async fn serve(listener: TcpListener, state: AdminState, stop: CancellationToken) {
     serve_with(listener, state, stop, Limits::DEFAULT).await;
 }
@@ -73,11 +76,11 @@ struct Limits {
 
 impl Limits {
     const DEFAULT: Limits = Limits {
-        read_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_secs(2),
         write_timeout: Duration::from_secs(5),
-        linger_timeout: Duration::from_secs(2),
+        linger_timeout: Duration::from_secs(1),
         max_head: 8 * 1024,
-        max_connections: 64,
+        max_connections: 256,
     };
 }
 
@@ -88,7 +91,7 @@ async fn serve_with(
     limits: Limits,
 ) {
     let state = Arc::new(state);
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let open = Arc::new(Open::default());
     let tracker = TaskTracker::new();
     let mut accept_error_logged = false;
     loop {
@@ -115,18 +118,21 @@ async fn serve_with(
                 }
             }
         };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            debug!(peer.addr = %peer, limit = limits.max_connections, "admin connection limit reached; closing");
+        let Some(slot) = Open::admit(&open, limits.max_connections) else {
+            debug!(peer.addr = %peer, limit = limits.max_connections, "admin connection limit reached and none idle; closing");
             continue;
         };
         let state = Arc::clone(&state);
         let stop = stop.clone();
         tracker.spawn(async move {
+            let evicted = slot.evicted.clone();
             tokio::select! {
                 () = stop.cancelled() => {}
-                () = handle(stream, peer, &state, limits) => {}
+                () = evicted.cancelled() => {
+                    debug!(peer.addr = %peer, "admin connection evicted for a newer one");
+                }
+                () = handle(stream, peer, &state, limits, &slot) => {}
             }
-            drop(permit);
         });
     }
     drop(listener);
@@ -134,8 +140,92 @@ async fn serve_with(
     tracker.wait().await;
 }
 
+/// The open admin connections: how many, and which may be evicted (oldest
+/// first) to make room for a new one.
+#[derive(Debug, Default)]
+struct Open {
+    inner: Mutex<OpenInner>,
+}
+
+#[derive(Debug, Default)]
+struct OpenInner {
+    count: usize,
+    next_id: u64,
+    /// Connections not being answered, oldest first.
+    evictable: VecDeque<(u64, CancellationToken)>,
+}
+
+/// One admitted connection: evictable until [`Slot::busy`], again after
+/// [`Slot::idle`]; frees its place when dropped.
+#[derive(Debug)]
+struct Slot {
+    open: Arc<Open>,
+    id: u64,
+    evicted: CancellationToken,
+}
+
+impl Open {
+    /// A place for a new connection, evicting the oldest evictable one when
+    /// all `max` are taken; `None` when all are being answered.
+    fn admit(open: &Arc<Open>, max: usize) -> Option<Slot> {
+        let mut inner = open.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.count >= max {
+            let (_, oldest) = inner.evictable.pop_front()?;
+            // Its task ends at once; its slot's drop then lowers the count,
+            // so the count stays below twice `max` meanwhile.
+            oldest.cancel();
+        }
+        inner.count += 1;
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let evicted = CancellationToken::new();
+        inner.evictable.push_back((id, evicted.clone()));
+        Some(Slot {
+            open: Arc::clone(open),
+            id,
+            evicted,
+        })
+    }
+}
+
+impl Slot {
+    fn with<T>(&self, f: impl FnOnce(&mut OpenInner) -> T) -> T {
+        let mut inner = self
+            .open
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        f(&mut inner)
+    }
+
+    /// Being answered: not evictable.
+    fn busy(&self) {
+        self.with(|inner| inner.evictable.retain(|(id, _)| *id != self.id));
+    }
+
+    /// Answered, lingering: evictable again (as the newest).
+    fn idle(&self) {
+        self.with(|inner| inner.evictable.push_back((self.id, self.evicted.clone())));
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.with(|inner| {
+            inner.count = inner.count.saturating_sub(1);
+            inner.evictable.retain(|(id, _)| *id != self.id);
+        });
+    }
+}
+
 /// Reads one request, answers it, closes.
-async fn handle(mut stream: TcpStream, peer: SocketAddr, state: &AdminState, limits: Limits) {
+async fn handle(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    state: &AdminState,
+    limits: Limits,
+    slot: &Slot,
+) {
     let read_deadline = Instant::now() + limits.read_timeout;
     let mut buf = vec![0; limits.max_head];
     let response = match timeout_at(read_deadline, read_request(&mut stream, &mut buf)).await {
@@ -168,6 +258,7 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, state: &AdminState, lim
         }
     };
 
+    slot.busy();
     let write_deadline = Instant::now() + limits.write_timeout;
     let written = timeout_at(write_deadline, async {
         stream.write_all(&response).await?;
@@ -187,6 +278,7 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, state: &AdminState, lim
     }
 
     // Discard anything the client still sends until it closes, bounded.
+    slot.idle();
     let linger_deadline = Instant::now() + limits.linger_timeout;
     let _ = timeout_at(linger_deadline, async {
         let mut discarded = 0;

@@ -3,7 +3,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::{BackendConfig, Balance};
 use crate::slots::BackendSlots;
@@ -17,7 +17,6 @@ pub struct Backend {
     /// across reloads by the server's `Pools`).
     pub slots: BackendSlots,
     next: AtomicUsize,
-    up: Vec<AtomicBool>,
 }
 
 impl Backend {
@@ -30,16 +29,10 @@ impl Backend {
     /// Runtime state for a configured backend whose slots come from the
     /// server's pools.
     pub fn with_slots(config: BackendConfig, slots: BackendSlots) -> Backend {
-        let up = config
-            .servers
-            .iter()
-            .map(|_| AtomicBool::new(true))
-            .collect();
         Backend {
             config,
             slots,
             next: AtomicUsize::new(0),
-            up,
         }
     }
 
@@ -59,24 +52,16 @@ impl Backend {
         order
     }
 
-    /// Whether health checks consider server `index` up (always, without checks).
+    /// Whether health checks consider server `index` up (always, without
+    /// checks). The state lives in the slots, kept across reloads.
     pub fn is_up(&self, index: usize) -> bool {
-        self.up
-            .get(index)
-            .is_some_and(|u| u.load(Ordering::Relaxed))
+        self.slots.is_up(index)
     }
 
-    /// Mark server `index` up or down; returns whether that changed anything.
+    /// Mark server `index` up or down (its gauge follows); returns whether
+    /// that changed anything.
     pub fn set_up(&self, index: usize, up: bool) -> bool {
-        let changed = self
-            .up
-            .get(index)
-            .is_some_and(|u| u.swap(up, Ordering::Relaxed) != up);
-        if changed {
-            // server limits: a server up again starts its slow start
-            self.slots.set_up(index, up);
-        }
-        changed
+        self.slots.set_up(index, up)
     }
 
     fn rotation(&self, client: IpAddr) -> Vec<usize> {

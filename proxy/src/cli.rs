@@ -35,6 +35,8 @@ pub(crate) enum Command {
     /// 503s); then they close and open connections get up to drain_timeout
     /// (default 30s). A second SIGTERM/SIGINT ends the drain at once. Every
     /// access-log line is written before exit.
+    /// Inherited listening sockets (systemd socket activation, LISTEN_FDS)
+    /// serve the listeners whose bind they match.
     Run {
         /// The TOML configuration file.
         #[arg(long, value_name = "FILE")]
@@ -42,6 +44,12 @@ pub(crate) enum Command {
         /// Format of the access log (stdout) and diagnostics (stderr).
         #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
         log_format: Format,
+        /// Take the listening sockets over from the running passthru whose
+        /// `[admin] handoff` is SOCKET: it stops accepting once this one
+        /// accepts, and drains. On any failure before that, it is left
+        /// unchanged and this one exits 2.
+        #[arg(long, value_name = "SOCKET")]
+        takeover: Option<PathBuf>,
     },
     /// Validate a configuration file and exit: 0 and a one-line summary
     /// when valid, 2 and the reason when not.

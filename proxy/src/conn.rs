@@ -10,13 +10,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use passthru_net::io::write_all;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::time::Instant;
+use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -116,7 +117,9 @@ pub(crate) fn account(
         metrics.connection_closed(name);
         debug!(%outcome, "connection finished");
     }
-    log.write(record);
+    if !log.write(record) {
+        metrics.access_log_dropped();
+    }
 }
 
 /// The steps of one connection.
@@ -130,11 +133,18 @@ async fn pipeline(
     let mut side = ClientSide::new(client, cfg.client_hello_timeout);
     let mut front = Front::default();
     let (hello, backend) = tokio::select! {
-        admitted = admit(&mut side, &mut front, cfg, routing, &ctx.clients, record, metrics) => admitted?,
+        admitted = admit(
+            &mut side,
+            &mut front,
+            cfg,
+            routing,
+            &ctx.clients,
+            record,
+            metrics,
+            Some(pending),
+        ) => admitted?,
         () = stop.cancelled() => return Err(Outcome::Stopped),
     };
-    // Routed: no longer pending.
-    drop(pending);
     let opened = tokio::select! {
         opened = open_upstream(&side, &hello, backend, record, metrics) => opened,
         () = stop.cancelled() => Err(Early::Outcome(Outcome::Stopped)),
@@ -173,6 +183,10 @@ async fn pipeline(
 
 /// Wire steps 1-4 on any byte stream: read the front, route, and on a
 /// refusal write its reply. Returns the ClientHello and its backend.
+/// `pending` (the listener's `max_pending` slot) is returned once routed or
+/// refused: a refusal's reply, written to a client that may not read, does
+/// not hold it past the ClientHello deadline.
+#[allow(clippy::too_many_arguments)]
 async fn admit<'r, S: AsyncRead + AsyncWrite + Unpin>(
     side: &mut ClientSide<'_, S>,
     front: &mut Front,
@@ -181,11 +195,13 @@ async fn admit<'r, S: AsyncRead + AsyncWrite + Unpin>(
     clients: &Arc<ClientTable>,
     record: &mut AccessRecord,
     metrics: &Metrics,
+    pending: Option<OwnedSemaphorePermit>,
 ) -> Result<(ClientHello, &'r Arc<Backend>), Outcome> {
     let admitted = match read_front(side, front, cfg, routing, clients, record, metrics).await {
         Ok(hello) => route(&hello, routing, record).map(|backend| (hello, backend)),
         Err(early) => Err(early),
     };
+    drop(pending);
     settle(side, front, admitted, cfg, record, metrics).await
 }
 
@@ -424,10 +440,16 @@ async fn replay(side: &ClientSide<'_>, upstream: &Upstream) -> Result<(), End> {
     if upstream.leftover.is_empty() {
         return Ok(());
     }
-    write_all(side.stream, &upstream.leftover)
-        .await
-        .map_err(|_| End::ClientReset)
+    match timeout(REPLAY_WAIT, write_all(side.stream, &upstream.leftover)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::ClientReset),
+        Err(_) => Err(End::IdleTimeout),
+    }
 }
+
+/// Longest wait for a client to take the hop's leftover bytes (at most
+/// 16 KiB) before the copy starts.
+const REPLAY_WAIT: Duration = Duration::from_secs(10);
 
 /// Wire step 6 (the copy): both directions until both are done, the idle
 /// timeout, or `stop`; the bytes each way go into `record`.
@@ -559,6 +581,7 @@ servers = ["127.0.0.1:9443"]
             &clients,
             &mut record,
             &metrics,
+            None,
         )
         .await
         .map(|(_, backend)| backend.config.name.clone());
@@ -647,6 +670,7 @@ servers = ["127.0.0.1:9443"]
             &Arc::new(ClientTable::default()),
             &mut record,
             &metrics,
+            None,
         )
         .await;
         assert_eq!(admitted.err(), Some(Outcome::ClientClosed));

@@ -240,7 +240,7 @@ servers = ["10.0.2.1:443"]
         );
         assert!(out.contains("route[1], exact name"), "{out}");
         assert!(
-            out.contains("HTTP CONNECT through http://agent:***@proxy.corp:3128"),
+            out.contains("HTTP CONNECT through http://***:***@proxy.corp:3128"),
             "{out}"
         );
         assert!(!out.contains("secret"), "{out}");

@@ -1,7 +1,9 @@
 //! The data path: copy bytes both ways between client and server until
 //! both directions are done. Half-close is propagated (a FIN one way does
-//! not cut the other), a reset is propagated as a reset, and `idle_timeout`
-//! means no byte in *either* direction for that long.
+//! not cut the other), a reset is propagated as a reset (once the surviving
+//! direction has passed on what the broken peer sent before breaking, see
+//! [`survive`]), and `idle_timeout` means no byte in *either* direction for
+//! that long.
 //!
 //! Each direction copies through a 64 KiB buffer taken only while it has
 //! data to move (an idle connection holds no copy buffer). On Linux, a
@@ -12,7 +14,6 @@
 //! still wants the bytes (handshake observation), a direction copies.
 
 use std::io;
-use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -24,8 +25,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Forwarding;
 
+mod activity;
 #[cfg(target_os = "linux")]
 mod splice;
+
+use activity::{Activity, Failed, half_close};
 
 /// How a forwarded connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,8 +66,6 @@ pub struct Counters {
     pub upstream: AtomicU64,
     /// Server → client.
     pub downstream: AtomicU64,
-    /// Directions that switched to splice.
-    pub spliced: AtomicU64,
 }
 
 /// Something that wants to see the bytes as they pass (handshake
@@ -75,27 +77,7 @@ pub trait Tap: Sync {
 }
 
 /// Copy both ways until both directions are done, the idle timeout
-/// expires, or `stop` is cancelled.
-pub async fn forward(
-    client: &TcpStream,
-    server: &TcpStream,
-    idle_timeout: Option<Duration>,
-    counters: &Counters,
-    stop: &CancellationToken,
-) -> End {
-    forward_with(
-        client,
-        server,
-        idle_timeout,
-        Forwarding::Copy,
-        None,
-        counters,
-        stop,
-    )
-    .await
-}
-
-/// [`forward`] with a forwarding mode and an optional tap.
+/// expires, or `stop` is cancelled; `tap` sees the bytes while it wants them.
 pub async fn forward_with(
     client: &TcpStream,
     server: &TcpStream,
@@ -112,36 +94,26 @@ pub async fn forward_with(
         let dir = Direction {
             upstream: true,
             count: &counters.upstream,
-            spliced: &counters.spliced,
         };
-        pump(client, server, dir, mode, tap, activity)
-            .await
-            .map_err(|f| match f {
-                Failed::Reader => Peer::Client,
-                Failed::Writer => Peer::Server,
-            })
+        pump(client, server, dir, mode, tap, activity).await
     };
     let down = async {
         let dir = Direction {
             upstream: false,
             count: &counters.downstream,
-            spliced: &counters.spliced,
         };
-        pump(server, client, dir, mode, tap, activity)
-            .await
-            .map_err(|f| match f {
-                Failed::Reader => Peer::Server,
-                Failed::Writer => Peer::Client,
-            })
+        pump(server, client, dir, mode, tap, activity).await
     };
     let copy = async {
-        match tokio::try_join!(up, down) {
-            Ok(_) => End::Closed,
-            Err(Peer::Client) => {
+        match survive(up, down).await {
+            None => End::Closed,
+            Some(Peer::Client) => {
+                let _ = tokio::time::timeout(SENT_WAIT, sent(server)).await;
                 reset_on_close(server);
                 End::ClientReset
             }
-            Err(Peer::Server) => {
+            Some(Peer::Server) => {
+                let _ = tokio::time::timeout(SENT_WAIT, sent(client)).await;
                 reset_on_close(client);
                 End::ServerReset
             }
@@ -154,11 +126,36 @@ pub async fn forward_with(
     }
 }
 
-/// Which socket of a pump failed.
-#[derive(Debug)]
-enum Failed {
-    Reader,
-    Writer,
+/// Run both directions to their end; `Some(peer)` when `peer` broke.
+///
+/// When a direction fails *writing*, its peer is broken, but the other
+/// direction reads from that same peer and may still hold bytes for the live
+/// one (in its buffer, in the socket's receive queue): it goes on until it
+/// ends too, so that nothing the broken peer sent before breaking is lost
+/// (bounded by the caller's idle timeout). When a direction fails *reading*,
+/// it has passed on everything its source sent; the other direction writes
+/// to that broken source, so there is nothing left to save.
+async fn survive(
+    up: impl Future<Output = Result<(), Failed>>,
+    down: impl Future<Output = Result<(), Failed>>,
+) -> Option<Peer> {
+    tokio::pin!(up, down);
+    let (mut up_end, mut down_end) = (None, None);
+    loop {
+        tokio::select! {
+            ended = &mut up, if up_end.is_none() => up_end = Some(ended),
+            ended = &mut down, if down_end.is_none() => down_end = Some(ended),
+        }
+        // `up` reads the client and writes the server; `down` the reverse.
+        match (&up_end, &down_end) {
+            (Some(Err(Failed::Reader)), _) => return Some(Peer::Client),
+            (_, Some(Err(Failed::Reader))) => return Some(Peer::Server),
+            (Some(Err(Failed::Writer)), Some(_)) => return Some(Peer::Server),
+            (Some(_), Some(Err(Failed::Writer))) => return Some(Peer::Client),
+            (Some(Ok(())), Some(Ok(()))) => return None,
+            _ => {}
+        }
+    }
 }
 
 /// Which peer failed.
@@ -173,21 +170,6 @@ enum Peer {
 struct Direction<'a> {
     upstream: bool,
     count: &'a AtomicU64,
-    spliced: &'a AtomicU64,
-}
-
-/// The last-activity clock shared by both directions.
-#[derive(Clone, Copy)]
-struct Activity<'a> {
-    last: &'a AtomicU64,
-    epoch: Instant,
-}
-
-impl Activity<'_> {
-    fn touch(&self) {
-        self.last
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
 }
 
 /// Make the coming close send a reset, so that the other peer learns the
@@ -196,9 +178,41 @@ fn reset_on_close(stream: &TcpStream) {
     let _ = SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
-/// Pass the FIN on: no more bytes this way; the other direction goes on.
-fn half_close(to: &TcpStream) {
-    let _ = SockRef::from(to).shutdown(Shutdown::Write);
+/// Wait until `stream` has sent every byte written to it: a reset discards
+/// the bytes still queued in the kernel, while those already sent stay
+/// readable by the peer before it sees the reset. Bounded by the caller's
+/// idle timeout (a peer that does not read keeps them unsent).
+async fn sent(stream: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        use tokio::io::Interest;
+        // Writable now means "nothing left unsent" (TCP_NOTSENT_LOWAT).
+        if SockRef::from(stream).set_tcp_notsent_lowat(1).is_err() {
+            return;
+        }
+        loop {
+            // Forget the cached readiness first, so that no wake-up between
+            // the check and the wait is lost.
+            let _ = stream.try_io(Interest::WRITABLE, || {
+                Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+            });
+            let mut fds = [PollFd::new(stream, PollFlags::OUT)];
+            let now = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            match poll(&mut fds, Some(&now)) {
+                Ok(0) => {}
+                _ => return,
+            }
+            if stream.writable().await.is_err() {
+                return;
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = stream;
 }
 
 async fn pump(
@@ -221,7 +235,6 @@ async fn pump(
             };
         #[cfg(target_os = "linux")]
         if splice_now && let Some(pipe) = splice::Pipe::new() {
-            dir.spliced.fetch_add(1, Ordering::Relaxed);
             drop(buf);
             return splice::pump(from, to, &pipe, dir.count, &activity).await;
         }
@@ -267,6 +280,10 @@ async fn idle(timeout: Option<Duration>, last: &AtomicU64, epoch: Instant) {
         sleep_until(at).await;
     }
 }
+
+/// Longest wait for a live peer to take the bytes passthru already wrote
+/// to it before the reset is passed on (also bounded by `idle_timeout`).
+pub const SENT_WAIT: Duration = Duration::from_secs(10);
 
 /// Copy buffer per active direction: large enough that bulk transfer is
 /// not bound by system calls (0.5 CPU-s per GiB relayed, against 1.0-1.4 at

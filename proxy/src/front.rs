@@ -8,7 +8,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use passthru_net::connect_head::{ConnectRequest, MAX_HEADER, head_len, parse_connect};
+use passthru_net::connect_head::{ConnectRequest, HeadEnd, MAX_HEADER, parse_connect};
 use passthru_net::io::{READ_CHUNK, read_some_from};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -237,8 +237,8 @@ async fn answer_plaintext<S: AsyncRead + AsyncWrite + Unpin>(
 /// How reading an HTTP head ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Head {
-    /// `buf` starts with a whole head.
-    Complete,
+    /// `buf` starts with a whole head of this length.
+    Complete(usize),
     /// `limit` bytes and still no blank line.
     TooLarge,
     /// The deadline passed first.
@@ -248,15 +248,18 @@ enum Head {
 }
 
 /// Read until `buf` holds a complete HTTP head, `limit` bytes, or `until`.
+/// Each byte is looked at a bounded number of times, however the head is cut
+/// into reads.
 async fn read_head<S: AsyncRead + Unpin>(
     client: &mut S,
     buf: &mut BytesMut,
     until: Instant,
     limit: usize,
 ) -> Head {
+    let mut end = HeadEnd::default();
     loop {
-        if head_len(buf).is_some() {
-            return Head::Complete;
+        if let Some(len) = end.find(buf) {
+            return Head::Complete(len);
         }
         if buf.len() >= limit {
             return Head::TooLarge;
@@ -276,13 +279,12 @@ pub(crate) async fn read_connect<S: AsyncRead + Unpin>(
     side: &mut ClientSide<'_, S>,
 ) -> Result<(String, u16), HelloError> {
     let refused = |reason| Err(HelloError::Refused(Refusal::ConnectMalformed(reason)));
-    match read_head(&mut *side.stream, &mut side.buf, side.deadline, MAX_HEADER).await {
-        Head::Complete => {}
+    let len = match read_head(&mut *side.stream, &mut side.buf, side.deadline, MAX_HEADER).await {
+        Head::Complete(len) => len,
         Head::TooLarge => return refused("the CONNECT header block is larger than 16 KiB"),
         Head::TimedOut => return Err(HelloError::Refused(Refusal::ClientHelloTimeout)),
         Head::Closed => return Err(HelloError::Closed),
-    }
-    let len = head_len(&side.buf).unwrap_or(side.buf.len());
+    };
     let request = parse_connect(&side.buf[..len]);
     side.buf.advance(len);
     match request {

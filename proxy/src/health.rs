@@ -1,8 +1,9 @@
 //! Active TCP health checks: every `interval`, connect to each server of a
 //! backend (through its `via` hop when it has one) within `timeout`. A
 //! server that fails `fall` checks in a row is marked down and balanced
-//! last; one that passes `rise` in a row is marked up again. The
-//! `passthru_backend_server_up` gauge follows.
+//! last; one that passes `rise` in a row is marked up again. The state (and
+//! the `passthru_backend_server_up` gauge with it) lives in the backend's
+//! slots, so a reload keeps it: checks of the new generation go on from it.
 
 use std::sync::Arc;
 
@@ -14,34 +15,21 @@ use tracing::{info, warn};
 
 use crate::backend::Backend;
 use crate::config::HealthCheck;
-use crate::metrics::Metrics;
 
 /// Start the checks of every backend that has one; they stop when `stop`
 /// is cancelled.
-pub fn spawn(backends: &[Arc<Backend>], metrics: &Arc<Metrics>, stop: &CancellationToken) {
+pub fn spawn(backends: &[Arc<Backend>], stop: &CancellationToken) {
     for backend in backends {
         let Some(check) = backend.config.health_check else {
             continue;
         };
         for index in 0..backend.config.servers.len() {
-            tokio::spawn(run(
-                Arc::clone(backend),
-                index,
-                check,
-                Arc::clone(metrics),
-                stop.clone(),
-            ));
+            tokio::spawn(run(Arc::clone(backend), index, check, stop.clone()));
         }
     }
 }
 
-async fn run(
-    backend: Arc<Backend>,
-    index: usize,
-    check: HealthCheck,
-    metrics: Arc<Metrics>,
-    stop: CancellationToken,
-) {
+async fn run(backend: Arc<Backend>, index: usize, check: HealthCheck, stop: CancellationToken) {
     let Some(server) = backend.config.servers.get(index).cloned() else {
         return;
     };
@@ -70,7 +58,6 @@ async fn run(
                 failures = 0;
                 if passes >= check.rise && backend.set_up(index, true) {
                     info!(backend = %backend.config.name, server = %name, passes, "server is up again");
-                    metrics.server_up(&backend.config.name, &name, true);
                 }
             }
             Err(error) => {
@@ -78,7 +65,6 @@ async fn run(
                 passes = 0;
                 if failures >= check.fall && backend.set_up(index, false) {
                     warn!(backend = %backend.config.name, server = %name, failures, %error, "server is down; balancing skips it");
-                    metrics.server_up(&backend.config.name, &name, false);
                 }
             }
         }

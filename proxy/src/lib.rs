@@ -11,7 +11,9 @@
 //! - [`config`]: the TOML file → typed, validated [`Config`]; refuses
 //!   SSL-offloading keys with their own message.
 //! - [`sniff`]: classifies the first bytes (TLS, SSLv2 hello, plaintext HTTP, other).
-//! - [`clienthello`]: pure ClientHello parser (SNI, ALPN, versions). No I/O.
+//! - [`clienthello`]: pure ClientHello parser (SNI, ALPN, versions, JA4). No I/O.
+//!   Record reassembly, the hello, wire numbers and errors are files of their
+//!   own under `clienthello/`.
 //! - [`route`]: server-name patterns and the route table, built from routes. No I/O.
 //! - [`routing`]: routes, backends and forwarding mode: what a reload swaps.
 //! - [`backend`]: server lists and balancing.
@@ -34,10 +36,15 @@
 //! - [`reload`]: SIGHUP: re-read the file, swap the routing, report what needs a restart.
 //! - [`admin`]: the admin HTTP endpoint: /healthz, /readyz, /metrics.
 //! - [`observe`]: follows a TLS handshake in clear without altering a byte. No I/O.
+//!   The report types (`observe/handshake.rs`), the observer
+//!   (`observe/observer.rs`), record framing, messages, certificates, names
+//!   and the forwarding tap are files under `observe/`.
 //! - [`metrics`]: Prometheus metric families, names as in the spec.
 //! - [`access_log`]: one line per finished connection, text or JSON.
 //! - [`logging`]: diagnostics subscriber (stderr, `RUST_LOG`).
 //! - [`proxy_protocol`]: PROXY protocol v1/v2 headers, parsed and encoded. No I/O.
+//!   The shared header types are in `proxy_protocol/header.rs`, each version
+//!   in `v1.rs` and `v2.rs`.
 //! - [`trust`]: `trusted_proxies`, the peers allowed to send a PROXY header.
 //! - [`signal`]: SIGTERM/SIGINT → shutdown, SIGHUP → reload.
 //!
@@ -59,7 +66,9 @@ pub mod drain;
 pub mod explain;
 pub mod forward;
 mod front;
+pub mod handoff;
 pub mod health;
+pub mod inherited;
 pub mod listener;
 pub mod logging;
 pub mod metrics;

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use passthru::access_log::{AccessLog, LogFormat};
+use passthru::handoff::Takeover;
+use passthru::inherited::Inherited;
 use passthru::{Config, Server, logging, signal};
 
 use crate::cli::{Cli, Command, Format};
@@ -20,7 +22,11 @@ fn main() -> ExitCode {
             explain,
             alpn,
         } => check(&config, explain.as_deref(), &alpn),
-        Command::Run { config, log_format } => run(config, log_format),
+        Command::Run {
+            config,
+            log_format,
+            takeover,
+        } => run(config, log_format, takeover),
     }
 }
 
@@ -43,7 +49,7 @@ fn check(path: &Path, explain: Option<&str>, alpn: &[String]) -> ExitCode {
     }
 }
 
-fn run(path: PathBuf, format: Format) -> ExitCode {
+fn run(path: PathBuf, format: Format, takeover: Option<PathBuf>) -> ExitCode {
     let format = match format {
         Format::Text => LogFormat::Text,
         Format::Json => LogFormat::Json,
@@ -55,6 +61,25 @@ fn run(path: PathBuf, format: Format) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before any thread starts: socket activation reads (and removes) the
+    // LISTEN_* variables.
+    let (takeover, mut inherited) = match takeover {
+        Some(socket) => match Takeover::connect(&socket) {
+            Ok((takeover, inherited)) => (Some(takeover), inherited),
+            Err(e) => {
+                eprintln!("passthru: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => match Inherited::from_systemd() {
+            Ok(inherited) => (None, inherited),
+            Err(e) => {
+                eprintln!("passthru: socket activation: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let taking_over = takeover.is_some();
     logging::init(format);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -69,7 +94,7 @@ fn run(path: PathBuf, format: Format) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let (shutdown, reloads) = match signal::install() {
             Ok(handlers) => handlers,
             Err(e) => {
@@ -77,18 +102,31 @@ fn run(path: PathBuf, format: Format) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let server = match Server::bind(&config, AccessLog::stdout(format)) {
+        let log = AccessLog::stdout(format);
+        let server = match Server::bind_inheriting(&config, log, &mut inherited, takeover) {
             Ok(server) => server,
             Err(e) => {
                 eprintln!("passthru: {e}");
-                return ExitCode::from(1);
+                // Taking over, nothing has changed in the running process.
+                return ExitCode::from(if taking_over { 2 } else { 1 });
             }
         };
+        for addr in inherited.addrs() {
+            if taking_over {
+                tracing::info!(%addr, "a listener the configuration no longer has stays with the previous process");
+            } else {
+                tracing::warn!(%addr, "an inherited socket matches no listener's bind; closed");
+            }
+        }
+        drop(inherited);
         tokio::spawn(server.reload_handle().serve(reloads, path));
         let (first, again) = shutdown.tokens();
         server
             .run_until(first.cancelled_owned(), again.cancelled_owned())
             .await;
         ExitCode::SUCCESS
-    })
+    });
+    // The last diagnostics, bounded: a stalled stderr never holds the exit.
+    logging::flush(std::time::Duration::from_secs(1));
+    code
 }

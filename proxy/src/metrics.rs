@@ -38,6 +38,7 @@ pub struct Metrics {
     server_active: Family<ServerLabels, Gauge>,
     queue: Family<BackendLabels, Gauge>,
     queue_wait: Family<BackendLabels, Histogram>,
+    access_log_dropped: Counter,
     /// Series handles of the listeners given to [`Metrics::new`].
     listeners: HashMap<String, ListenerSeries>,
     /// `passthru_connections_total` handles, keyed by [`connection_key`].
@@ -123,6 +124,13 @@ impl Metrics {
             queue_wait.clone(),
         );
 
+        let access_log_dropped = Counter::default();
+        registry.register(
+            "passthru_access_log_dropped",
+            "Access-log lines dropped because stdout could not keep up (forwarding never waits for it)",
+            access_log_dropped.clone(),
+        );
+
         let tls = tls::TlsMetrics::register(&mut registry);
         let hello = hello::HelloMetrics::register(&mut registry);
         let listeners = listeners
@@ -144,6 +152,7 @@ impl Metrics {
             server_active,
             queue,
             queue_wait,
+            access_log_dropped,
             listeners,
             finished: RwLock::new(HashMap::new()),
             servers: Mutex::new(HashSet::new()),
@@ -290,6 +299,12 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// One access-log line was dropped (stdout did not keep up):
+    /// `passthru_access_log_dropped_total`.
+    pub fn access_log_dropped(&self) {
+        self.access_log_dropped.inc();
     }
 
     /// One successful connect to a backend server took `seconds`:

@@ -64,17 +64,6 @@ pub enum Reply {
     Close,
 }
 
-/// Who caused the refusal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The client (or the balancer in front of passthru).
-    Client,
-    /// The backend servers.
-    Upstream,
-    /// passthru's own limits or configuration.
-    Local,
-}
-
 impl Refusal {
     /// Every `reason` label, in the order metrics list them (the CONNECT
     /// variants share the labels of `plaintext_http` and `no_route`).
@@ -135,20 +124,6 @@ impl Refusal {
             | Refusal::MaxConnections
             | Refusal::MaxPending
             | Refusal::ClientLimit => Reply::Close,
-        }
-    }
-
-    /// Who caused it.
-    pub fn side(self) -> Side {
-        match self {
-            Refusal::UpstreamUnavailable => Side::Upstream,
-            Refusal::MaxConnections
-            | Refusal::MaxPending
-            | Refusal::NoRoute
-            | Refusal::ConnectNoRoute
-            | Refusal::QueueFull
-            | Refusal::QueueTimeout => Side::Local,
-            _ => Side::Client,
         }
     }
 }

@@ -36,7 +36,7 @@ impl ReloadHandle {
         let routing = Routing::new(config, &self.pools);
         let names: Vec<&str> = config.backends.iter().map(|b| b.name.as_str()).collect();
         self.pools.retain(&names);
-        routing.start_checks(&self.metrics);
+        routing.start_checks();
         let old = self.routing.send_replace(Arc::new(routing));
         old.stop_checks();
         self.admin.send_modify(|running| {

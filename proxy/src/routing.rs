@@ -9,7 +9,6 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::Backend;
 use crate::config::{Config, Forwarding};
 use crate::health;
-use crate::metrics::Metrics;
 use crate::route::RouteTable;
 use crate::slots::Pools;
 
@@ -52,8 +51,8 @@ impl Routing {
     }
 
     /// Start this generation's health checks.
-    pub(crate) fn start_checks(&self, metrics: &Arc<Metrics>) {
-        health::spawn(&self.backends, metrics, &self.checks);
+    pub(crate) fn start_checks(&self) {
+        health::spawn(&self.backends, &self.checks);
     }
 
     /// Stop this generation's health checks (replaced, or the server stopped).

@@ -3,11 +3,15 @@
 //! `/healthz` turns 503, listeners keep accepting for `drain_delay` (or,
 //! with `monitor_fall`, until every recent monitor has seen the 503s), then
 //! close, and open connections get up to `drain_timeout`; a second signal
-//! cuts it short. Every access line is flushed before `run` returns.
+//! cuts it short. Every access line is flushed before `run` returns. Or,
+//! when a new process takes the listening sockets over (`handoff`), stop
+//! accepting at once without touching `/healthz`, and drain.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +28,8 @@ use crate::admin::{self, AdminState};
 use crate::client_limit::ClientTable;
 use crate::config::{AdminConfig, Config, ListenerConfig};
 use crate::drain::{Monitors, Phase};
+use crate::handoff::{HandoffServer, Handover, Takeover};
+use crate::inherited::{Inherited, Kind};
 use crate::listener::{AcceptContext, ListenerState, accept_loop};
 use crate::metrics::Metrics;
 use crate::reload::ReloadHandle;
@@ -40,6 +46,22 @@ pub struct BindError {
     pub addr: SocketAddr,
     /// The socket error.
     pub source: io::Error,
+}
+
+/// Why [`Server::bind_inheriting`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener or the admin port.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The `[admin] handoff` Unix socket.
+    #[error("admin.handoff: cannot listen on {path}: {source}")]
+    Handoff {
+        /// The socket's path.
+        path: PathBuf,
+        /// The socket error.
+        source: io::Error,
+    },
 }
 
 /// A bound, not yet running, proxy.
@@ -59,19 +81,63 @@ pub struct Server {
     phase: watch::Sender<Phase>,
     metrics: Arc<Metrics>,
     log: AccessLog,
+    /// Duplicates of the listening sockets, for a handoff.
+    handoff_sockets: Vec<(Kind, SocketAddr, OwnedFd)>,
+    /// The bound handoff socket (bound after the switch when taking over).
+    handoff: Option<HandoffServer>,
+    /// The process this one takes over from, told to stop once we accept.
+    takeover: Option<Takeover>,
 }
 
 impl Server {
-    /// Bind every listener and the admin port of `config`. Must be called
-    /// inside a tokio runtime.
+    /// Bind every listener and the admin port of `config` (not the
+    /// `[admin] handoff` socket: [`Server::bind_inheriting`] serves that).
+    /// Must be called inside a tokio runtime.
     pub fn bind(config: &Config, log: AccessLog) -> Result<Server, BindError> {
+        Server::bind_sockets(config, log, &mut Inherited::none(), None)
+    }
+
+    /// Like [`Server::bind`], but use the `inherited` socket of each
+    /// listener (and of the admin port) that has one, and serve the
+    /// `[admin] handoff` socket; with `takeover`, tell that process to stop
+    /// accepting once this one accepts (and listen on the handoff socket
+    /// only then). Sockets no listener claims are left in `inherited`.
+    pub fn bind_inheriting(
+        config: &Config,
+        log: AccessLog,
+        inherited: &mut Inherited,
+        takeover: Option<Takeover>,
+    ) -> Result<Server, StartError> {
+        let taking_over = takeover.is_some();
+        let mut server = Server::bind_sockets(config, log, inherited, takeover)?;
+        if let (Some(path), false) = (&config.admin.handoff, taking_over) {
+            server.handoff =
+                Some(
+                    HandoffServer::bind(path).map_err(|source| StartError::Handoff {
+                        path: path.clone(),
+                        source,
+                    })?,
+                );
+        }
+        Ok(server)
+    }
+
+    fn bind_sockets(
+        config: &Config,
+        log: AccessLog,
+        inherited: &mut Inherited,
+        takeover: Option<Takeover>,
+    ) -> Result<Server, BindError> {
         let mut listeners = Vec::with_capacity(config.listeners.len());
+        let mut handoff_sockets = Vec::new();
         for l in &config.listeners {
-            let socket = bind_socket(l.bind).map_err(|source| BindError {
-                name: format!("listener {}", l.name),
-                addr: l.bind,
-                source,
-            })?;
+            let socket = listen(Kind::Listener, l.bind, inherited, &mut handoff_sockets).map_err(
+                |source| BindError {
+                    name: format!("listener {}", l.name),
+                    addr: l.bind,
+                    source,
+                },
+            )?;
             let mut running = l.clone();
             // A listener without a name is named by its address: with port 0
             // that is the port the system chose, not `…:0`.
@@ -91,11 +157,15 @@ impl Server {
         }
         let admin = match config.admin.bind {
             None => None,
-            Some(addr) => Some(bind_socket(addr).map_err(|source| BindError {
-                name: "admin".to_string(),
-                addr,
-                source,
-            })?),
+            Some(addr) => Some(
+                listen(Kind::Admin, addr, inherited, &mut handoff_sockets).map_err(|source| {
+                    BindError {
+                        name: "admin".to_string(),
+                        addr,
+                        source,
+                    }
+                })?,
+            ),
         };
         let names: Vec<String> = listeners
             .iter()
@@ -104,7 +174,7 @@ impl Server {
         let metrics = Arc::new(Metrics::new(&names, &backend_servers(config)));
         let pools = Arc::new(Pools::new(Arc::clone(&metrics)));
         let routing = Routing::new(config, &pools);
-        routing.start_checks(&metrics);
+        routing.start_checks();
         let (routing, _) = watch::channel(Arc::new(routing));
         let (phase, _) = watch::channel(Phase::Starting);
         Ok(Server {
@@ -118,6 +188,10 @@ impl Server {
             phase,
             metrics,
             log,
+            handoff_sockets,
+            // Taking over, the path is the running process's until the switch.
+            handoff: None,
+            takeover,
         })
     }
 
@@ -206,16 +280,48 @@ impl Server {
             };
             tokio::spawn(admin::serve(socket, state, stop_admin.clone()))
         });
-
-        shutdown.await;
-        tokio::pin!(hurry);
-        self.phase.send_replace(Phase::Draining);
+        let handover = Handover {
+            sockets: self.handoff_sockets,
+            switched: CancellationToken::new(),
+            stopped: CancellationToken::new(),
+            shutdown: CancellationToken::new(),
+        };
+        let (switched, stopped) = (handover.switched.clone(), handover.stopped.clone());
+        let handoff_shutdown = handover.shutdown.clone();
         let drain = self.admin_config.borrow().clone();
+        let handoff_task = take_over_and_listen(self.takeover, self.handoff, drain.handoff)
+            .await
+            .map(|server| tokio::spawn(server.serve(handover)));
+
+        tokio::pin!(shutdown);
+        tokio::pin!(hurry);
+        let handed_over = tokio::select! {
+            () = &mut shutdown => false,
+            () = switched.cancelled() => true,
+        };
         let started = Instant::now();
-        let why = hold_listeners(&self.monitors, &drain, hurry.as_mut()).await;
+        let mut admin_task = admin_task;
+        let why = if handed_over {
+            // A new process accepts on the same sockets: stop at once,
+            // admin included, and leave /healthz as it is.
+            stop_admin.cancel();
+            if let Some(task) = admin_task.take() {
+                let _ = task.await;
+            }
+            Why::Handoff
+        } else {
+            handoff_shutdown.cancel();
+            self.phase.send_replace(Phase::Draining);
+            let drain = self.admin_config.borrow().clone();
+            hold_listeners(&self.monitors, &drain, hurry.as_mut()).await
+        };
         stop_accepting.cancel();
         for l in loops {
             let _ = l.await;
+        }
+        stopped.cancel();
+        if let Some(task) = handoff_task {
+            let _ = task.await;
         }
         self.phase.send_replace(Phase::Stopping);
         tracker.close();
@@ -235,6 +341,11 @@ impl Server {
                     hurried = true;
                     false
                 }
+                // Handed over, the first signal is the one that hurries.
+                () = &mut shutdown, if handed_over => {
+                    hurried = true;
+                    false
+                }
             };
         if !finished {
             cut = tracker.len();
@@ -242,7 +353,9 @@ impl Server {
                 warn!(
                     open = cut,
                     "{}; closing the connections still open",
-                    if hurried {
+                    if hurried && handed_over {
+                        "signal after the handoff"
+                    } else if hurried {
                         "second signal"
                     } else {
                         "drain timeout reached"
@@ -319,6 +432,8 @@ enum Why {
     MonitorFall,
     /// A second SIGTERM/SIGINT.
     Hurry,
+    /// A new process took the listening sockets over.
+    Handoff,
 }
 
 impl Why {
@@ -327,6 +442,7 @@ impl Why {
             Why::DrainDelay => "drain_delay",
             Why::MonitorFall => "monitor_fall",
             Why::Hurry => "second_signal",
+            Why::Handoff => "handoff",
         }
     }
 }
@@ -343,7 +459,53 @@ const IN_FLIGHT_GRACE: Duration = Duration::from_secs(1);
 /// Longest wait for stdout to take the last access-log lines.
 const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
-fn bind_socket(addr: SocketAddr) -> io::Result<TcpListener> {
+/// When taking over: tell the running process to stop accepting (this one
+/// accepts already), then listen on the handoff path it leaves. The handoff
+/// server to run, if any.
+async fn take_over_and_listen(
+    takeover: Option<Takeover>,
+    bound: Option<HandoffServer>,
+    path: Option<PathBuf>,
+) -> Option<HandoffServer> {
+    let Some(takeover) = takeover else {
+        return bound;
+    };
+    match takeover.switch().await {
+        Ok(()) => info!("took over: the previous process stopped accepting and drains"),
+        Err(error) => {
+            warn!(%error, "took over, but the previous process did not confirm it stopped accepting")
+        }
+    }
+    let path = path?;
+    match HandoffServer::bind(&path) {
+        Ok(server) => Some(server),
+        Err(error) => {
+            warn!(path = %path.display(), %error, "cannot listen on the handoff socket; the next upgrade cannot take over from this process");
+            None
+        }
+    }
+}
+
+/// The listening socket for `kind` at `addr`: inherited if there is one,
+/// else bound; a duplicate is kept in `dups` for a later handoff.
+fn listen(
+    kind: Kind,
+    addr: SocketAddr,
+    inherited: &mut Inherited,
+    dups: &mut Vec<(Kind, SocketAddr, OwnedFd)>,
+) -> io::Result<TcpListener> {
+    let socket = match inherited.take(kind, addr) {
+        Some(socket) => {
+            info!(%addr, "using an inherited socket");
+            socket
+        }
+        None => bind_socket(addr)?,
+    };
+    dups.push((kind, addr, OwnedFd::from(socket.try_clone()?)));
+    TcpListener::from_std(socket)
+}
+
+fn bind_socket(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -352,7 +514,7 @@ fn bind_socket(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 const BACKLOG: i32 = 4096;

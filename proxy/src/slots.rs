@@ -114,12 +114,19 @@ impl BackendSlots {
         self.pool.state().servers.get(id).map_or(0, |s| s.active)
     }
 
-    /// Server `index` was marked up or down by its health check. Up again:
-    /// its slow start begins, and waiters may get its slots.
-    pub fn set_up(&self, index: usize, up: bool) {
-        if let Some(&id) = self.ids.get(index) {
-            self.pool.set_up(id, up);
-        }
+    /// Server `index` was marked up or down by its health check; returns
+    /// whether that changed anything. Up again: its slow start begins, and
+    /// waiters may get its slots. The one place for a server's health (kept
+    /// across reloads) and its `passthru_backend_server_up` gauge.
+    pub fn set_up(&self, index: usize, up: bool) -> bool {
+        self.ids
+            .get(index)
+            .is_some_and(|&id| self.pool.set_up(id, up))
+    }
+
+    /// Whether server `index` is up (always, without health checks).
+    pub fn is_up(&self, index: usize) -> bool {
+        self.ids.get(index).is_some_and(|&id| self.pool.is_up(id))
     }
 
     /// Slow start without a limit: when the first of `order` is ramping
@@ -302,13 +309,15 @@ impl Pool {
                 m.server_active(&self.backend, &addr.to_string())
             })
         };
-        let (ids, grants) = {
+        let (ids, grants, ups) = {
             let mut st = self.state();
             st.limits = config.limits;
+            let stayed: Vec<bool> = st.servers.iter().map(|s| s.configured).collect();
             for s in &mut st.servers {
                 s.configured = false;
             }
             let mut ids = Vec::with_capacity(config.servers.len());
+            let mut ups = Vec::with_capacity(config.servers.len());
             for addr in &config.servers {
                 let id = match st.servers.iter().position(|s| &s.addr == addr) {
                     Some(id) => id,
@@ -326,17 +335,24 @@ impl Pool {
                     }
                 };
                 let server = &mut st.servers[id];
-                // A new generation starts with every server up (as
-                // `Backend` does); the gauge may be a fresh series.
+                // A server that stays keeps its health (a dead one is not
+                // tried again after a reload); one that comes (back) starts
+                // up, and without health checks every server is up.
+                if !stayed.get(id).copied().unwrap_or(false) || config.health_check.is_none() {
+                    server.up = true;
+                }
                 server.configured = true;
-                server.up = true;
                 server.gauge = gauge(addr);
                 server.gauge.set(server.active as i64);
+                ups.push((addr.to_string(), server.up));
                 ids.push(id);
             }
             let grants = st.pump(self, now);
-            (ids, grants)
+            (ids, grants, ups)
         };
+        for (server, up) in ups {
+            self.publish_up(&server, up);
+        }
         deliver(grants);
         ids
     }
@@ -373,21 +389,39 @@ impl Pool {
         deliver(grants);
     }
 
-    fn set_up(self: &Arc<Self>, id: usize, up: bool) {
+    /// Mark server `id` up or down; returns whether that changed anything.
+    /// The state and its `passthru_backend_server_up` gauge change together.
+    fn set_up(self: &Arc<Self>, id: usize, up: bool) -> bool {
         let now = Instant::now();
-        let grants = {
+        let (grants, addr) = {
             let mut st = self.state();
             let Some(server) = st.servers.get_mut(id) else {
-                return;
+                return false;
             };
-            if up && !server.up {
+            if server.up == up {
+                return false;
+            }
+            if up {
                 server.since = now;
                 server.offered = 0;
             }
             server.up = up;
-            st.pump(self, now)
+            let addr = server.addr.to_string();
+            (st.pump(self, now), addr)
         };
+        self.publish_up(&addr, up);
         deliver(grants);
+        true
+    }
+
+    fn is_up(&self, id: usize) -> bool {
+        self.state().servers.get(id).is_some_and(|s| s.up)
+    }
+
+    fn publish_up(&self, server: &str, up: bool) {
+        if let Some(metrics) = &self.metrics {
+            metrics.server_up(&self.backend, server, up);
+        }
     }
 
     /// Grant what slow start freed since the last look.

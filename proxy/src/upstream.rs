@@ -15,10 +15,11 @@ use passthru_net::dial::{DialError, dial};
 use passthru_net::io::write_all;
 use passthru_net::tunnel::{HopError, tunnel_with_keepalive};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, timeout};
 use tracing::warn;
 
 use crate::backend::Backend;
+use crate::logging;
 use crate::refusal::Refusal;
 use crate::slots::{QueueExit, Slot};
 
@@ -133,7 +134,9 @@ pub(crate) async fn connect(
             Err(error) => last = error,
         }
     }
-    warn!(backend = %cfg.name, error = %last, "no server of the backend could be reached");
+    if let Some(suppressed) = logging::allow(&cfg.name) {
+        warn!(backend = %cfg.name, error = %last, suppressed, "no server of the backend could be reached");
+    }
     Err(Failure::Refused(Refusal::UpstreamUnavailable, last))
 }
 
@@ -169,19 +172,31 @@ async fn dial_and_replay(
     let (stream, leftover) = match opened {
         Ok(pair) => pair,
         Err(error) => {
-            warn!(backend = %cfg.name, %server, %error, "server unreachable; trying the next server");
+            if let Some(suppressed) = logging::allow(&format!("{}/{server}", cfg.name)) {
+                warn!(backend = %cfg.name, %server, %error, suppressed, "server unreachable; trying the next server");
+            }
             return Err(error);
         }
     };
-    let mut written = Ok(());
-    for part in initial {
-        written = write_all(&stream, part).await;
-        if written.is_err() {
-            break;
+    // A server that accepts but does not read gets `connect_timeout` to
+    // take the buffered bytes (at most `max_client_hello` and a PROXY header).
+    let written = timeout(cfg.connect_timeout, async {
+        for part in initial {
+            write_all(&stream, part).await?;
         }
-    }
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the server did not take the ClientHello within connect_timeout",
+        ))
+    });
     if let Err(error) = written {
-        warn!(backend = %cfg.name, %server, %error, "server closed before the ClientHello was delivered; trying the next server");
+        if let Some(suppressed) = logging::allow(&format!("{}/{server}", cfg.name)) {
+            warn!(backend = %cfg.name, %server, %error, suppressed, "server closed before the ClientHello was delivered; trying the next server");
+        }
         return Err(UpstreamError::Replay {
             server: server.clone(),
             source: error,

@@ -15,7 +15,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-use crate::{Lab, provider, within};
+use crate::lab::{Lab, provider};
+use crate::wait::within;
 
 /// What a TLS backend saw on one connection.
 #[derive(Debug, Clone, Default)]

@@ -6,11 +6,11 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::mpsc;
 
-use crate::WAIT;
+use crate::wait::WAIT;
 
 /// Path of the `passthru` binary: `$PASSTHRU_BINARY` when set, else built
 /// (once per test process) with `cargo build -p passthru --bin passthru` in
@@ -55,6 +55,9 @@ pub struct BinaryProxy {
     pub addr: SocketAddr,
     /// The admin endpoint's address, when the configuration has one.
     pub admin_addr: Option<SocketAddr>,
+    /// With [`BinaryProxy::start_unread`]: its stdout and stderr, open and
+    /// never read again.
+    _unread: Option<(BufReader<ChildStderr>, ChildStdout)>,
     _dir: tempfile::TempDir,
 }
 
@@ -63,6 +66,22 @@ impl BinaryProxy {
     /// once its listener (and admin endpoint, when `[admin]` is configured)
     /// reported its address.
     pub fn start(config: &str) -> BinaryProxy {
+        BinaryProxy::spawn(config, &[], true)
+    }
+
+    /// [`BinaryProxy::start`] with more arguments to `passthru run`.
+    pub fn start_with(config: &str, args: &[&str]) -> BinaryProxy {
+        BinaryProxy::spawn(config, args, true)
+    }
+
+    /// Like [`BinaryProxy::start`], but once the addresses are reported its
+    /// stdout and stderr stay connected to pipes nobody reads (a stalled
+    /// log collector): they fill up, and passthru must not care.
+    pub fn start_unread(config: &str) -> BinaryProxy {
+        BinaryProxy::spawn(config, &[], false)
+    }
+
+    fn spawn(config: &str, args: &[&str], read_output: bool) -> BinaryProxy {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("passthru.toml");
         std::fs::write(&path, config).expect("writing the configuration");
@@ -70,16 +89,40 @@ impl BinaryProxy {
         let mut child = Command::new(&binary)
             .args(["run", "--config"])
             .arg(&path)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        let stderr = lines(child.stderr.take().expect("stderr"));
-        let stdout = lines(child.stdout.take().expect("stdout"));
         let want_admin = config.contains("[admin]");
         let (mut addr, mut admin_addr) = (None, None);
+        let (stderr, stdout, unread) = if read_output {
+            let stderr = lines(child.stderr.take().expect("stderr"));
+            let stdout = lines(child.stdout.take().expect("stdout"));
+            (stderr, stdout, None)
+        } else {
+            // Read stderr here, only until the addresses are reported.
+            let mut reader = BufReader::new(child.stderr.take().expect("stderr"));
+            let (tx, stderr) = mpsc::channel();
+            let (_, stdout) = mpsc::channel();
+            let mut line = String::new();
+            for _ in 0..100 {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let _ = tx.send(line.trim_end().to_string());
+                if line.contains("admin endpoint listening")
+                    || !want_admin && line.contains("listening")
+                {
+                    break;
+                }
+            }
+            let keep = (reader, child.stdout.take().expect("stdout"));
+            (stderr, stdout, Some(keep))
+        };
         while addr.is_none() || (want_admin && admin_addr.is_none()) {
             let line = stderr
                 .recv_timeout(WAIT)
@@ -100,6 +143,7 @@ impl BinaryProxy {
             stdout,
             addr: addr.expect("listener address"),
             admin_addr,
+            _unread: unread,
             _dir: dir,
         }
     }
@@ -119,6 +163,39 @@ impl BinaryProxy {
     /// Access-log lines already written, without waiting.
     pub fn access_lines_so_far(&self) -> Vec<String> {
         self.stdout.try_iter().collect()
+    }
+
+    /// The next diagnostic line (stderr) containing `text`, waiting at most
+    /// [`WAIT`] for each line.
+    pub fn wait_diagnostic(&self, text: &str) -> String {
+        loop {
+            let line = self
+                .stderr
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|_| panic!("passthru did not log {text:?}"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    /// Wait (at most about [`WAIT`]) for the process to exit; its exit code.
+    pub fn wait_exit(mut self) -> i32 {
+        // Polled: a child's exit has no event to wait on in std.
+        for _ in 0..WAIT.as_millis() / 20 {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code().unwrap_or(-1);
+            }
+            let poll = std::time::Duration::from_millis(20);
+            if let Err(mpsc::RecvTimeoutError::Disconnected) = self.stderr.recv_timeout(poll) {
+                // stderr closed: the process is exiting, and nothing is
+                // left to wait on but the clock (like every method here,
+                // this one blocks its thread).
+                #[allow(clippy::disallowed_methods)]
+                std::thread::sleep(poll);
+            }
+        }
+        panic!("passthru did not exit within {WAIT:?}");
     }
 
     /// Diagnostics written so far (stderr), without waiting.

@@ -14,7 +14,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::{Lab, provider};
+use crate::lab::{Lab, provider};
 
 /// A TLS client builder.
 #[derive(Clone)]

@@ -111,7 +111,7 @@ async fn serve(mut tcp: TcpStream, script: HopScript, tx: mpsc::UnboundedSender<
 impl RunningHop {
     /// The next request the hop received.
     pub async fn next_request(&mut self) -> HopRequest {
-        crate::within("a CONNECT request at the hop", self.requests.recv())
+        crate::wait::within("a CONNECT request at the hop", self.requests.recv())
             .await
             .expect("hop task ended")
     }

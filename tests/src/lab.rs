@@ -52,3 +52,8 @@ impl Default for Lab {
         Lab::new()
     }
 }
+
+/// The ring crypto provider, always named explicitly (see docs/dependencies.md).
+pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}

@@ -10,7 +10,7 @@ use passthru::{Config, Server};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::within;
+use crate::wait::within;
 
 /// Builder for a proxy under test.
 #[derive(Debug, Clone, Default)]

@@ -1,15 +1,48 @@
 //! The lab on disk: which files an identity becomes, owner-only key files,
-//! and README.txt. Everything in [`super`] that does I/O is here.
+//! and README.txt. Everything in [`super`] that does I/O is here, with the
+//! [`LabPki`] methods that write the lab and report what was written.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
 use super::{Identity, LabEntry, LabError, LabPki, LabReport};
 use crate::clock::rfc3339;
 use crate::fingerprint;
+
+impl LabPki {
+    /// Write every identity to `dir` as NAME.pem (certificate), NAME.chain.pem
+    /// (leaf + intermediates, only when there are intermediates) and NAME.key
+    /// (PKCS#8 PEM, mode 0600 on Unix), plus README.txt listing every file,
+    /// what it is for and its SHA-1 thumbprint. Creates `dir` if missing.
+    ///
+    /// Refuses with [`LabError::NotEmpty`] when `dir` exists and is not empty,
+    /// unless `force`; with `force` the lab files are overwritten and other
+    /// files are left alone. Returns the written paths, README.txt last.
+    pub fn write_to(&self, dir: &Path, force: bool) -> Result<Vec<PathBuf>, LabError> {
+        prepare_dir(dir, force)?;
+        let mut written = Vec::new();
+        for identity in self.identities() {
+            for (file_name, contents, private) in files(identity) {
+                let path = dir.join(file_name);
+                write_file(&path, contents, private)?;
+                written.push(path);
+            }
+        }
+        let readme_path = dir.join(README);
+        write_file(&readme_path, &readme(self), false)?;
+        written.push(readme_path);
+        Ok(written)
+    }
+
+    /// What [`LabPki::write_to`] wrote into `dir`, per identity, for the
+    /// `lab` subcommand's output.
+    pub fn report(&self, dir: &Path) -> LabReport {
+        report(self, dir)
+    }
+}
 
 /// The files [`LabPki::write_to`] writes for `identity`:
 /// (file name, contents, private).

@@ -14,7 +14,7 @@ use passthru_net::tunnel::{self, HopError};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
-use super::Step;
+use super::report::Step;
 
 /// A connected stream, with bytes already received for it in front.
 pub(super) type Prefixed = passthru_net::Prefixed<TcpStream>;

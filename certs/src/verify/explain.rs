@@ -5,7 +5,9 @@ use rustls::pki_types::CertificateDer;
 use rustls::{CertificateError, Error};
 use time::OffsetDateTime;
 
-use super::{Purpose, Summary, TrustAnchors, VerifyError};
+use super::anchors::TrustAnchors;
+use super::summary::Summary;
+use super::verdict::{Purpose, VerifyError};
 use crate::clock;
 
 /// Turns a rustls verification error into the reason with its numbers.

@@ -1,7 +1,9 @@
 //! Exact reasons for every lab fault variant, at the lab's fixed "now".
 
+use rustls::pki_types::CertificateDer;
+
 use super::*;
-use crate::{Identity, LabPki};
+use crate::{Identity, LabPki, clock};
 
 /// 2026-05-28T20:26:40Z.
 fn lab() -> LabPki {

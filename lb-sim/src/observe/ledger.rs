@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{Hop, HopRecord};
+use super::hop::{Hop, HopRecord};
 
 /// Where the components of one run report, shared by all of them.
 #[derive(Debug, Clone)]

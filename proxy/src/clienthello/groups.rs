@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::is_grease;
+use super::wire::is_grease;
 
 /// A named group, by its IANA code point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

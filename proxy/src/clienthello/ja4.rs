@@ -7,8 +7,10 @@
 
 use sha2::{Digest, Sha256};
 
+use super::error::Invalid;
 use super::reader::Reader;
-use super::{EXT_ALPN, EXT_SERVER_NAME, EXT_SUPPORTED_VERSIONS, Invalid, is_grease, reassemble};
+use super::record::reassemble;
+use super::wire::{EXT_ALPN, EXT_SERVER_NAME, EXT_SUPPORTED_VERSIONS, is_grease};
 
 /// The JA4 fingerprint of the ClientHello at the start of `buf`, as in
 /// `t13d1516h2_8daaf6152771_b186095e22b6`. `None` when `buf` does not start

@@ -2,7 +2,7 @@
 //! field it was reading, so a short buffer becomes `Invalid::Truncated(field)`
 //! instead of a panic. No I/O, no allocation.
 
-use super::Invalid;
+use super::error::Invalid;
 
 /// A forward-only cursor over a borrowed byte slice.
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,9 @@
 //! Unit tests for the ClientHello parser: captured fixtures, every prefix,
 //! re-framed and split hellos, built edge cases and refusals.
 
+use std::borrow::Cow;
+
+use super::record::reassemble;
 use super::*;
 use crate::sniff::{Sniff, sniff};
 

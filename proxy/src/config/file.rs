@@ -2,6 +2,7 @@
 //! unknown keys are errors. No validation beyond types happens here; see
 //! `validate.rs` for the rules.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -96,6 +97,7 @@ pub(crate) struct FileAdmin {
     pub(crate) drain_delay: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub(crate) drain_timeout: Option<Duration>,
+    pub(crate) handoff: Option<PathBuf>,
     pub(crate) monitor_fall: Option<i64>,
 }
 

@@ -311,10 +311,10 @@ fn via_urls() {
     .unwrap();
     assert!(c.listeners[0].accept_connect);
     let via = c.backends[0].via.as_ref().unwrap();
-    assert_eq!(via.to_string(), "http://agent:***@proxy.corp:3128");
+    assert_eq!(via.to_string(), "http://***:***@proxy.corp:3128");
     assert!(
-        !format!("{c:?}").contains("s3cret"),
-        "Debug output leaks the password"
+        !format!("{c:?}").contains("s3cret") && !format!("{c:?}").contains("agent"),
+        "Debug output leaks the credentials"
     );
     for (bad, why) in [
         ("https://agent:s3cret@proxy.corp:3128", "only http://"),
@@ -326,11 +326,14 @@ fn via_urls() {
         let msg = e.to_string();
         assert!(msg.contains(why), "{msg}");
         assert!(
-            !msg.contains("s3cret") && !msg.contains("s3%zz"),
-            "password leaked: {msg}"
+            !msg.contains("s3cret") && !msg.contains("s3%zz") && !msg.contains("agent"),
+            "credentials leaked: {msg}"
         );
-        assert!(msg.contains("agent:***@"), "{msg}");
+        assert!(msg.contains("***:***@"), "{msg}");
     }
+    // No `@`, no credentials: shown as written.
+    let e = err(&with("", "via = \"http://proxy.corp\""));
+    assert!(e.to_string().contains("\"http://proxy.corp\""), "{e}");
 }
 
 #[test]
@@ -373,6 +376,23 @@ fn proxy_protocol_keys() {
     assert_eq!(e.key(), Some("listener[0].trusted_proxies"));
     let e = err(&with("", "send_proxy_protocol = \"yes\""));
     assert_eq!(e.key(), Some("backend[0].send_proxy_protocol"));
+}
+
+#[test]
+fn admin_handoff_is_an_absolute_path() {
+    let c = parse(&format!(
+        "{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\nhandoff = \"/run/passthru/handoff.sock\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.admin.handoff.as_deref(),
+        Some(std::path::Path::new("/run/passthru/handoff.sock"))
+    );
+    assert_eq!(parse(MINIMAL).unwrap().admin.handoff, None);
+    let e = err(&format!(
+        "{MINIMAL}\n[admin]\nbind = \"127.0.0.1:9901\"\nhandoff = \"handoff.sock\"\n"
+    ));
+    assert_eq!(e.key(), Some("admin.handoff"));
 }
 
 #[test]
@@ -524,6 +544,50 @@ fn per_client_limit() {
     assert!(!limit.exempt.contains("10.9.1.1".parse().unwrap()));
     let e = err(&with("client_limit_exempt = [\"10.9.0.0/33\"]", "")).to_string();
     assert!(e.contains("listener[0].client_limit_exempt[0]"), "{e}");
+}
+
+/// An absurd duration is a configuration error naming its key, never a
+/// panic (an `Instant` overflow) later.
+#[test]
+fn absurd_durations_are_refused_with_their_key() {
+    for (listener, backend, key) in [
+        (
+            "",
+            "idle_timeout = \"100000 years\"",
+            "backend[0].idle_timeout",
+        ),
+        ("", "idle_timeout = \"8days\"", "backend[0].idle_timeout"),
+        ("", "tcp_keepalive = \"10h\"", "backend[0].tcp_keepalive"),
+        (
+            "",
+            "connect_timeout = \"100000 years\"",
+            "backend[0].connect_timeout",
+        ),
+        (
+            "tcp_keepalive = \"100000 years\"",
+            "",
+            "listener[0].tcp_keepalive",
+        ),
+        (
+            "client_hello_timeout = \"100000 years\"",
+            "",
+            "listener[0].client_hello_timeout",
+        ),
+        (
+            "front_idle_timeout = \"100000 years\"",
+            "",
+            "listener[0].front_idle_timeout",
+        ),
+    ] {
+        let e = err(&with(listener, backend));
+        assert_eq!(e.key(), Some(key), "{e}");
+        assert!(e.to_string().contains("at most"), "{e}");
+    }
+    let c = parse(&with("", "idle_timeout = \"7days\"")).unwrap();
+    assert_eq!(
+        c.backends[0].idle_timeout,
+        Some(std::time::Duration::from_secs(7 * 86_400))
+    );
 }
 
 #[test]

@@ -8,13 +8,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use passthru_net::addr::split_host_port;
+use passthru_net::{ServerAddr, ViaUrl};
 
 use super::file::{FileAdmin, FileBackend, FileConfig, FileListener, FileRoute};
-use super::{
+use super::model::{
     AdminConfig, BackendConfig, Balance, ClientLimit, Config, ExpectProxy, Forwarding, HealthCheck,
-    ListenerConfig, RouteConfig, SendProxy, ServerAddr, ServerLimits, ViaUrl,
+    ListenerConfig, SendProxy, ServerLimits,
 };
-use crate::route::ServerNamePattern;
+use crate::route::{RouteConfig, ServerNamePattern};
 use crate::trust::TrustedProxies;
 
 /// Why a configuration was refused. Every variant names the file (`origin`).
@@ -359,6 +360,7 @@ impl Validator<'_> {
                 bind: None,
                 drain_delay: Duration::ZERO,
                 drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+                handoff: None,
                 monitor_fall: 0,
             });
         };
@@ -407,6 +409,15 @@ impl Validator<'_> {
                 "a duration of at most 1 day",
             ));
         }
+        if let Some(path) = &a.handoff
+            && !path.is_absolute()
+        {
+            return Err(self.invalid(
+                "admin.handoff".to_string(),
+                &quote(&path.display().to_string()),
+                "an absolute path such as \"/run/passthru/handoff.sock\"",
+            ));
+        }
         let monitor_fall = match a.monitor_fall {
             None => 0,
             Some(n) => u32::try_from(n).ok().filter(|n| *n <= 100).ok_or_else(|| {
@@ -421,6 +432,7 @@ impl Validator<'_> {
             bind,
             drain_delay,
             drain_timeout,
+            handoff: a.handoff.clone(),
             monitor_fall,
         })
     }
@@ -513,6 +525,17 @@ impl Validator<'_> {
             DEFAULT_MAX_CONNECTIONS,
             1..=MAX_CONNECTIONS,
         )?;
+        if let Some(d) = l.tcp_keepalive {
+            self.at_most(
+                &key("tcp_keepalive"),
+                d,
+                MAX_KEEPALIVE,
+                "32767s (about 9 h)",
+            )?;
+        }
+        if let Some(d) = l.front_idle_timeout {
+            self.at_most(&key("front_idle_timeout"), d, MAX_TIMEOUT, "1 day")?;
+        }
         Ok(ListenerConfig {
             name,
             bind,
@@ -682,8 +705,16 @@ impl Validator<'_> {
         let idle_timeout = match b.idle_timeout {
             None => Some(DEFAULT_IDLE_TIMEOUT),
             Some(d) if d.is_zero() => None,
-            Some(d) => Some(d),
+            Some(d) => Some(self.at_most(&key("idle_timeout"), d, MAX_IDLE_TIMEOUT, "7 days")?),
         };
+        if let Some(d) = b.tcp_keepalive {
+            self.at_most(
+                &key("tcp_keepalive"),
+                d,
+                MAX_KEEPALIVE,
+                "32767s (about 9 h)",
+            )?;
+        }
         Ok(BackendConfig {
             name,
             servers,
@@ -787,6 +818,26 @@ impl Validator<'_> {
         }
     }
 
+    /// `d` itself when it is at most `max` (named `max_text`), else an
+    /// error naming the key: an absurd duration is a configuration error,
+    /// never an overflow later.
+    fn at_most(
+        &self,
+        key: &str,
+        d: Duration,
+        max: Duration,
+        max_text: &str,
+    ) -> Result<Duration, ConfigError> {
+        if d > max {
+            return Err(self.invalid(
+                key.to_string(),
+                &quote(&humantime::format_duration(d).to_string()),
+                &format!("a duration of at most {max_text}"),
+            ));
+        }
+        Ok(d)
+    }
+
     fn positive(&self, key: &str, d: Duration) -> Result<(), ConfigError> {
         if d.is_zero() || d > MAX_TIMEOUT {
             return Err(self.invalid(
@@ -876,14 +927,13 @@ fn parse_server(s: &str) -> Option<ServerAddr> {
     })
 }
 
-/// `http://user:secret@host` → `http://user:***@host`, for error messages.
+/// `http://user:secret@host` → `http://***:***@host`, for error messages:
+/// the user name is masked like the password. A URL without `@` has no
+/// credentials and is shown as written.
 fn mask_password(url: &str) -> String {
     match url.rsplit_once('@') {
         Some((userinfo, rest)) => match userinfo.split_once("://") {
-            Some((scheme, creds)) => {
-                let user = creds.split(':').next().unwrap_or("");
-                format!("{scheme}://{user}:***@{rest}")
-            }
+            Some((scheme, _)) => format!("{scheme}://***:***@{rest}"),
             None => format!("***@{rest}"),
         },
         None => url.to_string(),
@@ -913,6 +963,9 @@ const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 86_400);
+/// Linux's largest `TCP_KEEPIDLE`.
+const MAX_KEEPALIVE: Duration = Duration::from_secs(32_767);
 const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(20);
 const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(5);

@@ -14,7 +14,7 @@ use rustix::pipe::{PipeFlags, SpliceFlags, fcntl_setpipe_size, pipe_with, splice
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use super::{Activity, Failed, half_close};
+use super::activity::{Activity, Failed, half_close};
 
 /// A pipe for one direction.
 pub(super) struct Pipe {

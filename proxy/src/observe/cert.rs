@@ -4,7 +4,7 @@
 
 use passthru_net::thumbprint::{sha1_hex, sha256_hex, spaced_hex};
 
-use super::CertSummary;
+use super::handshake::CertSummary;
 
 /// Summarises `der`; `None` when it is not a certificate x509-parser can
 /// read (the thumbprints alone would not say which certificate it was

@@ -5,8 +5,11 @@
 //! [`Verdict`] returned for each. No I/O; never more state than one record
 //! header, one alert and one kept message.
 
-use super::MAX_MESSAGE;
 use super::message::u24;
+
+/// Largest handshake message buffered (a ServerHello or a Certificate
+/// chain); a larger one ends observation with `truncated`.
+pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// Record content types (RFC 8446 section 5.1).
 pub(super) const CHANGE_CIPHER_SPEC: u8 = 20;

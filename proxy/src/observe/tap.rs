@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Direction, Handshake, Observer};
+use super::handshake::{Direction, Handshake};
+use super::observer::{DEFAULT_BUDGET, Observer};
 use crate::forward::Tap;
 
 /// An observer shared by both directions of one connection.
@@ -21,7 +22,7 @@ impl ObserverTap {
     /// A tap that starts the handshake clock now, with the default budget.
     pub fn new() -> ObserverTap {
         ObserverTap {
-            state: Mutex::new((Observer::new(super::DEFAULT_BUDGET), None)),
+            state: Mutex::new((Observer::new(DEFAULT_BUDGET), None)),
             started: Instant::now(),
         }
     }

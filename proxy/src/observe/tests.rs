@@ -3,6 +3,7 @@
 //! re-framed and cut short; built streams for HelloRetryRequest, alerts,
 //! oversized messages and the budget; garbage and bit flips.
 
+use super::record::Stop;
 use super::*;
 
 /// Both directions of one captured connection and the order in which the

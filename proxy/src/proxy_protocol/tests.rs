@@ -821,3 +821,39 @@ fn v2_ssl_tlv_says_the_hop_terminated_tls() {
             .tls_terminated
     );
 }
+
+/// How many times `front::read_proxy_header` parses `data` arriving one
+/// byte per read (parsing again only once `needed` bytes are in).
+fn trickled_parses(data: &[u8]) -> usize {
+    let mut want = 0;
+    let mut parses = 0;
+    for n in 1..=data.len() {
+        if n < want {
+            continue;
+        }
+        parses += 1;
+        match parse(&data[..n]) {
+            Err(Error::Incomplete { needed }) => want = needed,
+            _ => break,
+        }
+    }
+    parses
+}
+
+/// Cost: a header trickled one byte per read is parsed a bounded number of
+/// times (the fuzz target `proxy_protocol` checks the same bound on any input).
+#[test]
+fn a_trickled_header_is_parsed_a_bounded_number_of_times() {
+    let mut longest_v1 = b"PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n".to_vec();
+    longest_v1.extend_from_slice(HELLO);
+    for header in [
+        HAPROXY_V1,
+        HAPROXY_V2,
+        HAPROXY_V2_CRC32C,
+        HAPROXY_V2_LOCAL,
+        &longest_v1,
+    ] {
+        let parses = trickled_parses(header);
+        assert!(parses <= MAX_V1_LEN + 2 * 16, "{parses} parses");
+    }
+}

@@ -11,7 +11,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::{Error, Invalid, MAX_V1_LEN, ProxyHeader, TcpPair, Version};
+use super::header::{Error, Invalid, MAX_V1_LEN, ProxyHeader, TcpPair, Version};
 
 /// v1 text header for a TCP connection from `source` to `destination`. If
 /// the families differ, the IPv4 address is sent as IPv4-mapped IPv6 so

@@ -14,7 +14,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::{Error, Invalid, MAX_AUTHORITY_LEN, MAX_V2_LEN, ProxyHeader, TcpPair, Version};
+use super::header::{Error, Invalid, MAX_AUTHORITY_LEN, MAX_V2_LEN, ProxyHeader, TcpPair, Version};
 
 /// v2 PROXY header for a TCP connection from `source` to `destination`
 /// (IPv4-mapped IPv6 when the families differ), with an AUTHORITY TLV when

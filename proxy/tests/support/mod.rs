@@ -101,6 +101,13 @@ impl Running {
         addr.parse().unwrap()
     }
 
+    /// Whether the child has not exited yet.
+    pub(crate) fn child_running(&self) -> bool {
+        // try_wait needs &mut; the /proc entry answers without reaping.
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+    }
+
     pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args([name, &self.child.id().to_string()])
@@ -262,12 +269,29 @@ pub(crate) fn get(addr: SocketAddr, path: &str) -> String {
 
 /// Open a routed connection and check one echo round trip.
 pub(crate) fn routed(addr: SocketAddr) -> TcpStream {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    try_routed(addr).unwrap()
+}
+
+/// [`routed`], with the error instead of a panic.
+pub(crate) fn try_routed(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let mut tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(WAIT))?;
     let hello = hello_for("gw.example.com");
-    tcp.write_all(&hello).unwrap();
+    tcp.write_all(&hello)?;
     let mut echo = vec![0u8; hello.len()];
-    tcp.read_exact(&mut echo).unwrap();
-    assert_eq!(echo, hello);
-    tcp
+    tcp.read_exact(&mut echo)?;
+    if echo != hello {
+        return Err(std::io::Error::other("the echo differs from what was sent"));
+    }
+    Ok(tcp)
+}
+
+/// The `addr=` field of the first stderr line matching `pred`.
+pub(crate) fn logged_addr(proc: &Running, what: &str, pred: impl Fn(&str) -> bool) -> SocketAddr {
+    let line = Running::wait_line(&proc.stderr, what, pred);
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .unwrap_or_else(|| panic!("no addr in {line}"))
+        .parse()
+        .unwrap()
 }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 use passthru_tests::wire::{client_hello, client_hello_padded};
 use passthru_tests::{ProxyUnderTest, RawBackend, eventually, within};
@@ -39,6 +39,40 @@ fn value(metrics: &str, series: &str) -> Option<f64> {
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// 200 idle connections on the admin port (a scan, a stuck monitor, an
+/// attack) do not keep the balancer's health check from its answer.
+#[tokio::test]
+async fn healthz_answers_within_a_second_with_200_idle_admin_connections() {
+    let gw = RawBackend::spawn("gw").await;
+    let proxy = ProxyUnderTest::new()
+        .admin()
+        .route(&["gw.example.com"], "gw")
+        .backend("gw", &[gw.addr])
+        .spawn()
+        .await;
+    let admin = proxy.admin_addr.unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(
+            within("an idle connection", TcpStream::connect(admin))
+                .await
+                .unwrap(),
+        );
+    }
+    let answer = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut tcp = TcpStream::connect(admin).await?;
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").await?;
+        let mut raw = Vec::new();
+        tcp.read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&raw).into_owned())
+    })
+    .await
+    .expect("/healthz did not answer within a second")
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    drop(idle);
 }
 
 #[tokio::test]
@@ -249,4 +283,73 @@ async fn health_checks_take_a_dead_server_out_and_bring_it_back() {
     }
     names.sort();
     assert_eq!(names, ["flaky", "steady"], "round robin uses both again");
+}
+
+/// A listening socket that never completes a handshake: its accept queue
+/// is full, so further SYNs are dropped and a connect waits for its
+/// timeout (a blackholed server).
+fn blackhole() -> (
+    socket2::Socket,
+    Vec<std::net::TcpStream>,
+    std::net::SocketAddr,
+) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fill = Vec::new();
+    for _ in 0..2 {
+        if let Ok(tcp) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            fill.push(tcp);
+        }
+    }
+    (socket, fill, addr)
+}
+
+/// A reload keeps the health of the servers that stay: a blackholed server
+/// marked down stays down (and its gauge 0), so no connection waits for it
+/// right after a SIGHUP. The connect timeout is far beyond the bounded wait
+/// of each connection, so a connection that tried it fails the test.
+#[tokio::test]
+async fn a_reload_keeps_a_dead_server_down() {
+    let steady = RawBackend::spawn("steady").await;
+    let (_hole, _fill, dead) = blackhole();
+    let builder = ProxyUnderTest::new()
+        .route(&["gw.example.com"], "gw")
+        .backend_with(
+            "gw",
+            &[dead.to_string(), steady.addr.to_string()],
+            &[
+                "connect_timeout = \"60s\"",
+                "health_check = { interval = \"50ms\", timeout = \"200ms\", rise = 2, fall = 2 }",
+            ],
+        );
+    let config = passthru::Config::from_toml(&builder.toml(), "reload.toml").unwrap();
+    let proxy = builder.spawn().await;
+    let series = format!("passthru_backend_server_up{{backend=\"gw\",server=\"{dead}\"}}");
+    let down = || (value(&proxy.metrics.encode(), &series) == Some(0.0)).then_some(());
+    eventually(
+        Duration::from_secs(5),
+        down,
+        "the blackholed server was never marked down",
+    )
+    .await;
+
+    let warnings = proxy.reload.apply(&config);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(down().is_some(), "the gauge must keep the server's state");
+    for _ in 0..4 {
+        let (name, _) =
+            hello_then_line(proxy.addr, &client_hello(Some("gw.example.com"), &[])).await;
+        assert_eq!(name, "steady");
+    }
+    assert!(down().is_some());
 }

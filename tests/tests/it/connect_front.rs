@@ -171,6 +171,32 @@ async fn openssl_s_client_uses_passthru_as_its_proxy() {
     assert!(err.contains("Verification: OK"), "{err}");
 }
 
+/// The CONNECT head is bounded by bytes (16 KiB), not by a count of header
+/// lines: 100 header lines (HAProxy allows 101) are answered 200.
+#[tokio::test]
+async fn a_connect_head_with_a_hundred_header_lines_is_accepted() {
+    let raw = RawBackend::spawn("gw").await;
+    let proxy = ProxyUnderTest::new()
+        .listener_option("accept_connect = true")
+        .route(&["gw.example.com"], "gw")
+        .backend("gw", &[raw.addr])
+        .spawn()
+        .await;
+    let mut head = String::from("CONNECT gw.example.com:443 HTTP/1.1\r\n");
+    for i in 0..100 {
+        head.push_str(&format!("X-Agent-{i}: yes\r\n"));
+    }
+    head.push_str("\r\n");
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut reader = BufReader::new(tcp);
+    reader.get_mut().write_all(head.as_bytes()).await.unwrap();
+    let mut status = String::new();
+    within("the CONNECT answer", reader.read_line(&mut status))
+        .await
+        .unwrap();
+    assert_eq!(status.trim_end(), "HTTP/1.1 200 Connection established");
+}
+
 #[tokio::test]
 async fn connect_to_an_unrouted_name_gets_403() {
     let raw = RawBackend::spawn("gw").await;

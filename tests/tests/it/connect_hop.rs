@@ -311,3 +311,34 @@ async fn an_open_tinyproxy_tunnels_without_credentials() {
     assert_eq!(raw.next_conn().await.received, hello);
     assert_eq!(proxy.next_record().await.via, Some(tiny.addr.to_string()));
 }
+
+/// The hop's answer is bounded by bytes (16 KiB), not by a count of header
+/// lines: a 200 with 100 header lines opens the tunnel.
+#[tokio::test]
+async fn a_hop_answer_with_a_hundred_header_lines_opens_the_tunnel() {
+    let raw = RawBackend::spawn("behind-hop").await;
+    let mut answer = b"HTTP/1.1 200 Connection established\r\n".to_vec();
+    for i in 0..100 {
+        answer.extend_from_slice(format!("X-Hop-{i}: yes\r\n").as_bytes());
+    }
+    answer.extend_from_slice(b"\r\n");
+    let hop = FakeHop::spawn(HopScript::Tunnel(answer)).await;
+    let proxy = ProxyUnderTest::new()
+        .route(&["gw.example.com"], "gw")
+        .backend_with(
+            "gw",
+            &[raw.addr.to_string()],
+            &[&format!("via = \"http://{}\"", hop.addr)],
+        )
+        .spawn()
+        .await;
+    let mut tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    tcp.write_all(&client_hello(Some("gw.example.com"), &[]))
+        .await
+        .unwrap();
+    let mut got = vec![0u8; "behind-hop\n".len()];
+    within("bytes through the tunnel", tcp.read_exact(&mut got))
+        .await
+        .unwrap();
+    assert_eq!(got, b"behind-hop\n");
+}

@@ -398,3 +398,64 @@ async fn a_server_reset_mid_splice_reaches_the_client_as_a_reset() {
     assert_eq!(err.kind(), ErrorKind::ConnectionReset);
     assert_eq!(proxy.next_record().await.end, Some("server_reset"));
 }
+
+/// A server that sends a response and then resets: when passthru learns of
+/// the reset by writing to it (the client sent more), the bytes it already
+/// holds from the server still reach the client before the reset. The
+/// client reads slowly (a small receive buffer), so they sit in passthru.
+async fn bytes_sent_before_a_server_reset_reach_the_client(mode: &str) {
+    const RESPONSE: usize = 48 * 1024;
+    let hello = client_hello(Some("gw.example.com"), &[]);
+    let hello_len = hello.len();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (reset_tx, reset_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut first = vec![0u8; hello_len];
+        tcp.read_exact(&mut first).await.unwrap();
+        tcp.write_all(&[7u8; RESPONSE]).await.unwrap();
+        SockRef::from(&tcp)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(tcp);
+        let _ = reset_tx.send(());
+    });
+    let mut proxy = ProxyUnderTest::new()
+        .forwarding(mode)
+        .route(&["gw.example.com"], "b")
+        .backend("b", &[addr])
+        .spawn()
+        .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let mut tcp = socket.connect(proxy.addr).await.unwrap();
+    tcp.write_all(&hello).await.unwrap();
+    within("the server's reset", reset_rx).await.unwrap();
+    // passthru writes this to the reset server and learns of the reset.
+    tcp.write_all(b"more").await.unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 4096];
+    let end = loop {
+        match within("the response", tcp.read(&mut buf)).await {
+            Ok(0) => break None,
+            Ok(n) => got += n,
+            Err(e) => break Some(e.kind()),
+        }
+    };
+    assert_eq!(got, RESPONSE, "bytes lost (then {end:?})");
+    assert_eq!(end, Some(ErrorKind::ConnectionReset));
+    let record = proxy.next_record().await;
+    assert_eq!(record.end, Some("server_reset"));
+    assert_eq!(record.bytes_down, RESPONSE as u64);
+}
+
+#[tokio::test]
+async fn bytes_sent_before_a_server_reset_reach_the_client_copy() {
+    bytes_sent_before_a_server_reset_reach_the_client("copy").await;
+}
+
+#[tokio::test]
+async fn bytes_sent_before_a_server_reset_reach_the_client_splice() {
+    bytes_sent_before_a_server_reset_reach_the_client("splice").await;
+}

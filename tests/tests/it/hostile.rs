@@ -107,3 +107,115 @@ async fn held_connections_with_huge_alpn_lists_stay_small() {
     );
     drop(held);
 }
+
+/// Issue 19.7: with stderr connected to a pipe nobody read, the 143rd
+/// connection to a dead backend filled the pipe (a warning per attempt,
+/// written by the worker) and the proxy stalled, `/healthz` and healthy
+/// routes included. Now stdout and stderr are never read after start-up,
+/// thousands of connections go to a dead backend (an access line and, rate
+/// limited, a warning each), and a healthy route and `/healthz` still
+/// answer within the usual bounded wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_stdout_and_stderr_never_stall_the_proxy() {
+    let healthy = RawBackend::spawn("healthy").await;
+    let dead = crate::dead_addr().await;
+    let config = format!(
+        "[[listener]]\nname = \"test\"\nbind = \"127.0.0.1:0\"\n\
+         [[route]]\nserver_names = [\"gw.lab.test\"]\nbackend = \"healthy\"\n\
+         [[route]]\nserver_names = [\"dead.lab.test\"]\nbackend = \"dead\"\n\
+         [[backend]]\nname = \"healthy\"\nservers = [\"{}\"]\nconnect_timeout = \"2s\"\n\
+         [[backend]]\nname = \"dead\"\nservers = [\"{dead}\", \"{dead}\"]\nconnect_timeout = \"2s\"\n\
+         [admin]\nbind = \"127.0.0.1:0\"\n",
+        healthy.addr
+    );
+    let proxy = BinaryProxy::start_unread(&config);
+    let addr = proxy.addr;
+    let to_dead = client_hello(Some("dead.lab.test"), &[]);
+    let floods: Vec<_> = (0..4)
+        .map(|_| {
+            let hello = to_dead.clone();
+            tokio::task::spawn_blocking(move || {
+                for _ in 0..750 {
+                    send_until_closed(addr, &hello);
+                }
+            })
+        })
+        .collect();
+    // About 3 s here; a stalled proxy would hold each connection for WAIT.
+    tokio::time::timeout(std::time::Duration::from_secs(90), async {
+        for flood in floods {
+            flood.await.unwrap();
+        }
+    })
+    .await
+    .expect("3,000 connections to the dead backend stalled");
+    let (line, _conn) = hello_then_line(addr, &client_hello(Some("gw.lab.test"), &[])).await;
+    assert_eq!(line, "healthy");
+    let admin = proxy.admin_addr.unwrap();
+    let health = tokio::task::spawn_blocking(move || {
+        let mut tcp = TcpStream::connect(admin).unwrap();
+        tcp.set_read_timeout(Some(WAIT)).unwrap();
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = tcp.read_to_string(&mut answer);
+        answer
+    })
+    .await
+    .unwrap();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health:?}");
+    // The access lines that did not fit were counted, not waited for.
+    let dropped =
+        passthru_tests::binary::sample(&proxy.metrics(), "passthru_access_log_dropped_total");
+    assert!(
+        dropped.is_some(),
+        "passthru_access_log_dropped_total is exposed"
+    );
+}
+
+/// Issue 19.7: a dead backend no longer turns every client into warning
+/// lines: 100 connections to it log "server unreachable" once (plus one
+/// more per 10 s the run may take), with the count of the lines left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_backend_warns_once_per_period_not_per_connection() {
+    let dead = crate::dead_addr().await;
+    let config = format!(
+        "[[listener]]\nname = \"test\"\nbind = \"127.0.0.1:0\"\n\
+         [default]\nbackend = \"dead\"\n\
+         [[backend]]\nname = \"dead\"\nservers = [\"{dead}\"]\nconnect_timeout = \"2s\"\n"
+    );
+    let proxy = BinaryProxy::start(&config);
+    let addr = proxy.addr;
+    let hello = client_hello(Some("dead.lab.test"), &[]);
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..100 {
+            send_until_closed(addr, &hello);
+        }
+    })
+    .await
+    .unwrap();
+    // Every connection has its access line: all were refused by now.
+    for _ in 0..100 {
+        assert!(
+            proxy
+                .next_access_line()
+                .contains("outcome=upstream_unavailable")
+        );
+    }
+    let mut seen = Vec::new();
+    let warnings = passthru_tests::eventually(
+        WAIT,
+        || {
+            seen.extend(
+                proxy
+                    .diagnostics_so_far()
+                    .into_iter()
+                    .filter(|l| l.contains("server unreachable")),
+            );
+            (!seen.is_empty()).then(|| seen.clone())
+        },
+        "the dead server was never reported",
+    )
+    .await;
+    assert!(warnings.len() <= 5, "{} warning lines", warnings.len());
+    assert!(warnings[0].contains("suppressed=0"), "{}", warnings[0]);
+}

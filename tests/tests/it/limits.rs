@@ -50,6 +50,35 @@ async fn stalled_clients_do_not_delay_a_routed_one_and_are_all_closed_at_the_tim
     assert_eq!(timeouts, 50);
 }
 
+/// A refused connection returns its `max_pending` slot before its reply:
+/// a client that got its `unrecognized_name` alert and keeps the connection
+/// open (passthru waits for its close, lingering) does not keep the next
+/// client out.
+#[tokio::test]
+async fn a_refusal_being_answered_does_not_hold_a_pending_slot() {
+    let gw = RawBackend::spawn("gw").await;
+    let proxy = ProxyUnderTest::new()
+        .listener_option("max_pending = 1")
+        .route(&["gw.example.com"], "gw")
+        .backend("gw", &[gw.addr])
+        .spawn()
+        .await;
+    let mut refused = TcpStream::connect(proxy.addr).await.unwrap();
+    refused
+        .write_all(&client_hello(Some("other.example.com"), &[]))
+        .await
+        .unwrap();
+    // The alert arrived: the refusal is being answered (lingering).
+    let mut alert = [0u8; 7];
+    within("the alert", refused.read_exact(&mut alert))
+        .await
+        .unwrap();
+    assert_eq!(alert[0], 0x15);
+    let (name, _) = hello_then_line(proxy.addr, &client_hello(Some("gw.example.com"), &[])).await;
+    assert_eq!(name, "gw");
+    drop(refused);
+}
+
 #[tokio::test]
 async fn connections_beyond_max_pending_are_refused_and_counted() {
     let gw = RawBackend::spawn("gw").await;

@@ -19,6 +19,7 @@ mod proxy_protocol;
 mod routing;
 mod server_limits;
 mod storm;
+mod takeover;
 
 use std::net::SocketAddr;
 
