@@ -168,7 +168,8 @@ pub fn match_value(value: &str, der: &[u8], raw_serial: &[u8]) -> Option<Match> 
     let sha256 = thumbprint::sha256(der);
     let value = strip_prefix(value);
     let mut candidates: Vec<(Encoding, Vec<u8>)> = Vec::new();
-    if let Some(bytes) = hex_bytes(value) {
+    // "0x" marks hex only: a base64 value may start with "0x" or "0X".
+    if let Some(bytes) = hex_bytes(strip_hex_marker(value)) {
         candidates.push((Encoding::Hex, bytes));
     }
     candidates.extend(
@@ -198,7 +199,7 @@ pub fn match_value(value: &str, der: &[u8], raw_serial: &[u8]) -> Option<Match> 
 }
 
 /// Drops surrounding blanks and the labels `openssl` and viewers print
-/// before a value ("SHA1 Fingerprint=", "serial=", "0x").
+/// before a value ("SHA1 Fingerprint=", "serial=").
 fn strip_prefix(value: &str) -> &str {
     let value = value.trim_matches(|c: char| c.is_whitespace() || is_invisible(c));
     let lower = value.to_ascii_lowercase();
@@ -208,13 +209,20 @@ fn strip_prefix(value: &str) -> &str {
         "sha1=",
         "sha256=",
         "serial=",
-        "0x",
     ] {
         if lower.starts_with(prefix) {
             return value.get(prefix.len()..).unwrap_or(value).trim();
         }
     }
     value
+}
+
+/// Drops the "0x" that marks a hex number.
+fn strip_hex_marker(value: &str) -> &str {
+    match value.get(..2) {
+        Some("0x" | "0X") => value.get(2..).unwrap_or(value),
+        _ => value,
+    }
 }
 
 /// Hex digits with separators removed; an odd count gets a leading zero.
@@ -428,6 +436,19 @@ mod tests {
         for (value, want) in cases {
             assert_eq!(match_value(&value, der, &raw_serial), want, "{value:?}");
         }
+    }
+
+    #[test]
+    fn base64_that_starts_with_0x_is_not_read_as_hex() {
+        // "0Xdz" is the base64 of d1 77 73; "0X" is not a hex marker here.
+        let raw_serial = [0x00, 0xd1, 0x77, 0x73];
+        assert_eq!(
+            match_value("0Xdz", b"der", &raw_serial),
+            Some(Match {
+                field: Field::Serial,
+                encoding: Encoding::Base64
+            })
+        );
     }
 
     #[test]
