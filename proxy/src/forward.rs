@@ -244,12 +244,12 @@ async fn pump(
         if buf.capacity() == 0 {
             buf.reserve_exact(BUFFER_SIZE);
         }
-        match from.try_read_buf(&mut buf) {
-            Ok(0) => {
+        match read_draining(from, &mut buf) {
+            Ok(Read::Eof) => {
                 half_close(to);
                 return Ok(());
             }
-            Ok(n) => {
+            Ok(Read::Bytes { n, drained }) => {
                 if tapping && let Some(tap) = tap {
                     tapping = tap.feed(dir.upstream, &buf);
                 }
@@ -258,13 +258,55 @@ async fn pump(
                 moved += n as u64;
                 dir.count.fetch_add(n as u64, Ordering::Relaxed);
                 activity.touch();
+                if drained {
+                    // Give the buffer back while this direction idles.
+                    buf = Vec::new();
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // Drained: give the buffer back while this direction idles.
-                buf = Vec::new();
-            }
+            Ok(Read::Empty) => buf = Vec::new(),
             Err(_) => return Err(Failed::Reader),
         }
+    }
+}
+
+/// What one read from a socket gave.
+enum Read {
+    /// The peer sent FIN.
+    Eof,
+    /// `n` bytes; `drained` when they did not fill the buffer's free space,
+    /// so the socket had nothing more at that moment.
+    Bytes { n: usize, drained: bool },
+    /// Nothing to read after all (a spurious wake-up).
+    Empty,
+}
+
+/// Read once into `buf`'s free space. A read that does not fill it shows
+/// that the socket's receive queue is empty, so the cached readiness is
+/// cleared at once, as tokio's own `poll_read` does: the next `readable()`
+/// waits for new bytes instead of returning at once for a `recvfrom` that
+/// would only say `EAGAIN` (one system call saved per message). The
+/// readiness is cleared against the state seen *before* the read, so bytes
+/// that arrive after it still wake the next wait.
+fn read_draining(from: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Read> {
+    let spare = buf.capacity() - buf.len();
+    let mut got = None;
+    let read = from.try_io(tokio::io::Interest::READABLE, || {
+        let n = from.try_read_buf(buf)?;
+        got = Some(n);
+        if n > 0 && n < spare {
+            // Bytes read, and none left: clear the readiness.
+            Err(io::Error::from(io::ErrorKind::WouldBlock))
+        } else {
+            Ok(())
+        }
+    });
+    match (got, read) {
+        (Some(0), _) => Ok(Read::Eof),
+        (Some(n), Ok(())) => Ok(Read::Bytes { n, drained: false }),
+        (Some(n), Err(_)) => Ok(Read::Bytes { n, drained: true }),
+        (None, Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(Read::Empty),
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => Ok(Read::Empty),
     }
 }
 
