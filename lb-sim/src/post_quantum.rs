@@ -78,7 +78,23 @@ pub fn unavailable() -> Option<String> {
     netns::unavailable()
 }
 
-fn chromium() -> Option<PathBuf> {
+/// Flags for a headless Chromium that stays on loopback: no sandbox (it
+/// runs as root here), no GPU, no QUIC, and none of its background network
+/// services (a closed network refuses them, many at a time). Add a fresh
+/// `--user-data-dir` per run.
+pub const CHROMIUM_HEADLESS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
+/// Chromium's executable, when it is installed.
+pub fn chromium() -> Option<PathBuf> {
     ["chromium", "chromium-browser"]
         .into_iter()
         .find_map(crate::real::find_program)
@@ -153,17 +169,8 @@ async fn probe_into(crossing: &mut Crossing) -> anyhow::Result<()> {
     let out = tokio::time::timeout(
         CHROMIUM_WITHIN,
         tokio::process::Command::new(&chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--ignore-certificate-errors",
-            ])
+            .args(CHROMIUM_HEADLESS)
+            .arg("--ignore-certificate-errors")
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg(format!(
                 "--host-resolver-rules=MAP {GATEWAY_NAME} 127.0.0.1"

@@ -314,17 +314,8 @@ fn screenshot(chromium: &str, page: &Path, png: &Path, dir: &Path) {
 fn chromium_run(chromium: &str, dir: &Path, args: &[&str]) -> std::process::Output {
     let profile = tempfile::tempdir_in(dir).unwrap();
     let child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            &format!("--user-data-dir={}", profile.path().display()),
-        ])
+        .args(lb_sim::post_quantum::CHROMIUM_HEADLESS)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -103,18 +103,8 @@ async fn inside_a_small_mtu_namespace() {
     let proxy = BinaryProxy::start(&config);
     let profile = tempfile::tempdir().unwrap();
     let mut browser = tokio::process::Command::new(chromium().unwrap())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--ignore-certificate-errors",
-            "--dump-dom",
-        ])
+        .args(lb_sim::post_quantum::CHROMIUM_HEADLESS)
+        .args(["--ignore-certificate-errors", "--dump-dom"])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("--host-resolver-rules=MAP gw.example.com 127.0.0.1")
         .arg(format!("https://gw.example.com:{}/", proxy.addr.port()))
