@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::GATEWAY_NAME;
 use crate::observe::{Failure, FailureKind, Hop, HopRecord, Layer, Ledger, Leg, Role};
 use crate::tls::{ClientSight, ServerSight, ServerTrust, cert_seen, client_config, server_config};
-use crate::wire::{accept_each, bind_error, listen, tunnel};
+use crate::wire::{accept_each, bind_error, connect_within, listen, tunnel};
 
 /// What the balancer does with the agent's TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -228,21 +228,14 @@ async fn relay(plan: &BalancerPlan, ledger: &Ledger, tcp: TcpStream) -> HopRecor
     front.sni = agent_side.get_ref().1.server_name().map(str::to_string);
     record.legs.push(front);
 
-    let gateway =
-        match tokio::time::timeout(plan.step_limit, TcpStream::connect(&plan.gateway)).await {
-            Ok(Ok(socket)) => socket,
-            Ok(Err(e)) => {
-                record.error = Some(Failure::from_io(&e));
-                return record;
-            }
-            Err(_) => {
-                record.error = Some(Failure::plain(
-                    FailureKind::Timeout,
-                    "gateway connect timed out",
-                ));
-                return record;
-            }
-        };
+    let dialed = connect_within(&plan.gateway, plan.step_limit, "gateway connect timed out");
+    let gateway = match dialed.await {
+        Ok(socket) => socket,
+        Err(failure) => {
+            record.error = Some(failure);
+            return record;
+        }
+    };
     ledger.dialed(Hop::Gateway);
     let limit = plan.step_limit * RELAY_STEPS;
     let copied = if plan.mode == BalancerMode::Offload {

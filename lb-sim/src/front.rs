@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::observe::{Failure, FailureKind, Hop, HopRecord, Ledger};
-use crate::wire::{accept_each, listen};
+use crate::wire::{accept_each, connect_within, listen};
 
 /// What the layer-4 balancer is configured with.
 #[derive(Debug, Clone, Copy)]
@@ -84,18 +84,15 @@ async fn relay(plan: &FrontPlan, ledger: &Ledger, mut agent: TcpStream) -> HopRe
         ));
     };
     let agent_addr = agent.peer_addr().ok();
-    let dialed = tokio::time::timeout(plan.step_limit, TcpStream::connect(plan.passthru)).await;
-    let mut upstream = match dialed {
-        Ok(Ok(socket)) => socket,
-        Ok(Err(e)) => {
-            record.error = Some(Failure::from_io(&e));
-            return record;
-        }
-        Err(_) => {
-            record.error = Some(Failure::plain(
-                FailureKind::Timeout,
-                "connect to passthru timed out",
-            ));
+    let dialed = connect_within(
+        plan.passthru,
+        plan.step_limit,
+        "connect to passthru timed out",
+    );
+    let mut upstream = match dialed.await {
+        Ok(socket) => socket,
+        Err(failure) => {
+            record.error = Some(failure);
             return record;
         }
     };

@@ -24,7 +24,7 @@ use crate::observe::{
     CertSeen, Failure, FailureKind, Hop, HopRecord, Layer, Ledger, Leg, Refusal, Role,
 };
 use crate::tls::{ServerSight, cert_seen, server_config};
-use crate::wire::{accept_each, listen, tunnel, write_line};
+use crate::wire::{accept_each, connect_within, listen, tunnel, write_line};
 
 /// Which clients the gateway lets through once their chain is valid.
 #[derive(Debug, Clone, Serialize)]
@@ -209,18 +209,11 @@ async fn serve(plan: &GatewayPlan, ledger: &Ledger, mut tcp: TcpStream) -> HopRe
         ));
     }
 
-    let dialed = tokio::time::timeout(plan.step_limit, TcpStream::connect(plan.backend)).await;
-    let mut backend = match dialed {
-        Ok(Ok(socket)) => socket,
-        Ok(Err(e)) => {
-            record.error = Some(Failure::from_io(&e));
-            return record;
-        }
-        Err(_) => {
-            record.error = Some(Failure::plain(
-                FailureKind::Timeout,
-                "backend connect timed out",
-            ));
+    let dialed = connect_within(plan.backend, plan.step_limit, "backend connect timed out");
+    let mut backend = match dialed.await {
+        Ok(socket) => socket,
+        Err(failure) => {
+            record.error = Some(failure);
             return record;
         }
     };

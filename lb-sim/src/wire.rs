@@ -189,6 +189,23 @@ where
     }
 }
 
+/// Open TCP to the next hop within `limit`; when it takes longer, the
+/// failure is a timeout that says `timed_out`.
+pub async fn connect_within(
+    addr: impl tokio::net::ToSocketAddrs,
+    limit: Duration,
+    timed_out: &'static str,
+) -> Result<TcpStream, Failure> {
+    match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+        Ok(Ok(socket)) => Ok(socket),
+        Ok(Err(e)) => Err(Failure::from_io(&e)),
+        Err(_) => Err(Failure::plain(
+            crate::observe::FailureKind::Timeout,
+            timed_out,
+        )),
+    }
+}
+
 /// Bind `addr` for `component` (the gateway, the backend, …); the error is
 /// one sentence naming both, from [`bind_error`].
 pub async fn listen(component: &str, addr: SocketAddr) -> io::Result<TcpListener> {
