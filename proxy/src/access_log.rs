@@ -1,13 +1,14 @@
 //! The access log: one line per finished connection on stdout, as text
-//! (`key=value` pairs) or JSON. Lines are handed to a writer thread over a
-//! bounded channel, so a slow stdout never stalls the data path; when the
-//! channel is full the line is dropped and counted.
+//! (`key=value` pairs) or JSON. Each line is formatted into a reused
+//! per-thread buffer and appended to a shared batch that a writer thread
+//! writes at once (`access_log/writer.rs`), so a slow stdout never stalls
+//! the data path; when too much waits, the line is dropped and counted.
 
-use std::io::Write;
+use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -16,6 +17,10 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::clienthello::Groups;
 use crate::observe::Handshake;
 use crate::refusal::Outcome;
+
+mod writer;
+
+use writer::Writer;
 
 /// Access-log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -114,60 +119,70 @@ impl AccessRecord {
 
     /// The text form: `key=value` pairs, values with spaces or quotes quoted.
     pub fn to_text(&self) -> String {
-        let mut line = format!(
-            "time={} listener={} client={} peer={}",
-            humantime::format_rfc3339_millis(self.time),
-            value(&self.listener),
-            self.client,
-            self.peer
-        );
-        let mut push = |k: &str, v: &str| {
-            line.push(' ');
-            line.push_str(k);
-            line.push('=');
-            line.push_str(&value(v));
-        };
-        push("sni", self.sni.as_deref().unwrap_or("-"));
+        let mut line = String::with_capacity(320);
+        self.write_text(&mut line);
+        line
+    }
+
+    /// Append the text form to `line`, allocating nothing else.
+    pub fn write_text(&self, line: &mut String) {
+        let _ = write!(line, "time={}", humantime::format_rfc3339_millis(self.time));
+        let mut push = |k: &str, v: &dyn std::fmt::Display| push_pair(line, k, v);
+        push("listener", &self.listener);
+        push("client", &self.client);
+        push("peer", &self.peer);
+        push("sni", &self.sni.as_deref().unwrap_or("-"));
+        push("alpn", &Joined(&self.alpn));
+        push("tls", &self.tls_version.unwrap_or("-"));
+        push("ja4", &self.ja4.as_deref().unwrap_or("-"));
+        match self.key_shares.as_ref().filter(|g| !g.is_empty()) {
+            Some(groups) => push("key_shares", groups),
+            None => push("key_shares", &"-"),
+        }
+        push("route", &self.route.as_deref().unwrap_or("-"));
+        push("backend", &self.backend.as_deref().unwrap_or("-"));
+        push("server", &self.server.as_deref().unwrap_or("-"));
+        push("via", &self.via.as_deref().unwrap_or("-"));
+        push("bytes_up", &self.bytes_up);
+        push("bytes_down", &self.bytes_down);
         push(
-            "alpn",
-            &if self.alpn.is_empty() {
-                "-".to_string()
-            } else {
-                self.alpn.join(",")
-            },
+            "duration",
+            &format_args!("{:.3}s", self.duration.as_secs_f64()),
         );
-        push("tls", self.tls_version.unwrap_or("-"));
-        push("ja4", self.ja4.as_deref().unwrap_or("-"));
-        let groups = self.key_shares.as_ref().map(Groups::to_string);
-        push(
-            "key_shares",
-            groups.as_deref().filter(|g| !g.is_empty()).unwrap_or("-"),
-        );
-        push("route", self.route.as_deref().unwrap_or("-"));
-        push("backend", self.backend.as_deref().unwrap_or("-"));
-        push("server", self.server.as_deref().unwrap_or("-"));
-        push("via", self.via.as_deref().unwrap_or("-"));
-        push("bytes_up", &self.bytes_up.to_string());
-        push("bytes_down", &self.bytes_down.to_string());
-        push("duration", &format!("{:.3}s", self.duration.as_secs_f64()));
-        push("outcome", self.outcome.as_str());
-        push("end", self.end.unwrap_or("-"));
+        push("outcome", &self.outcome.as_str());
+        push("end", &self.end.unwrap_or("-"));
         if let Some(d) = &self.detail {
             push("detail", d);
         }
         if let Some(h) = &self.handshake {
-            observed_fields(h, &mut push);
+            observed_fields(h, &mut |k, v| push(k, &v));
         }
-        line
     }
 
-    /// The JSON form.
+    /// The JSON form: one object.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 }
 
-/// The text fields of an observed handshake.
+/// ALPN names joined by commas, `-` when there are none.
+struct Joined<'a>(&'a [String]);
+
+impl std::fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("-");
+        }
+        for (n, name) in self.0.iter().enumerate() {
+            if n > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(name)?;
+        }
+        Ok(())
+    }
+}
+
 fn observed_fields(h: &Observed, push: &mut impl FnMut(&str, &str)) {
     let r = &h.report;
     push("hs_version", r.version.unwrap_or("-"));
@@ -213,18 +228,25 @@ fn observed_fields(h: &Observed, push: &mut impl FnMut(&str, &str)) {
     }
 }
 
-fn value(v: &str) -> String {
-    if !v.is_empty()
-        && v.bytes()
-            .all(|c| c.is_ascii_graphic() && c != b'"' && c != b'\\')
-    {
-        v.to_string()
-    } else {
-        format!("{v:?}")
+/// Append ` key=value` to `line`: the value as it is when it is printable
+/// ASCII without quotes or backslashes, else quoted and escaped.
+fn push_pair(line: &mut String, key: &str, value: &dyn std::fmt::Display) {
+    line.push(' ');
+    line.push_str(key);
+    line.push('=');
+    let start = line.len();
+    let _ = write!(line, "{value}");
+    let plain = line.len() > start
+        && line.as_bytes()[start..]
+            .iter()
+            .all(|&c| c.is_ascii_graphic() && c != b'"' && c != b'\\');
+    if !plain {
+        // Rare (hostile names, details with spaces): quote what was written.
+        let raw = line.split_off(start);
+        let _ = write!(line, "{raw:?}");
     }
 }
 
-/// Key-share groups as a JSON list of names (`null` before a hello was read).
 fn group_names<S: serde::Serializer>(groups: &Option<Groups>, s: S) -> Result<S::Ok, S::Error> {
     match groups {
         Some(groups) => s.collect_seq(groups.iter().map(|group| group.name())),
@@ -250,7 +272,7 @@ pub struct AccessLog {
 #[derive(Debug, Clone)]
 enum Sink {
     Lines {
-        tx: SyncSender<Line>,
+        writer: Arc<Writer>,
         format: LogFormat,
     },
     Records(UnboundedSender<AccessRecord>),
@@ -258,41 +280,21 @@ enum Sink {
 }
 
 impl AccessLog {
-    /// Lines on stdout, written by a dedicated thread.
+    /// Lines on stdout, written in batches by a dedicated thread.
     pub fn stdout(format: LogFormat) -> AccessLog {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Line>(QUEUE);
-        let spawned = std::thread::Builder::new()
-            .name("access-log".into())
-            .spawn(move || {
-                let stdout = std::io::stdout();
-                let mut out = std::io::BufWriter::new(stdout.lock());
-                let put = |line: Line, out: &mut std::io::BufWriter<_>| match line {
-                    Line::Text(line) => {
-                        let _ = writeln!(out, "{line}");
-                    }
-                    Line::Flush(done) => {
-                        let _ = out.flush();
-                        let _ = done.send(());
-                    }
-                };
-                while let Ok(line) = rx.recv() {
-                    put(line, &mut out);
-                    while let Ok(line) = rx.try_recv() {
-                        put(line, &mut out);
-                    }
-                    let _ = out.flush();
-                }
-            });
-        if spawned.is_err() {
-            return AccessLog::discard();
-        }
-        AccessLog {
-            sink: Sink::Lines { tx, format },
-            dropped: Arc::default(),
+        match Writer::start(std::io::stdout()) {
+            Some(writer) => AccessLog {
+                sink: Sink::Lines {
+                    writer: Arc::new(writer),
+                    format,
+                },
+                dropped: Arc::default(),
+            },
+            None => AccessLog::discard(),
         }
     }
 
-    /// Records sent to a channel (tests and embedding programs).
+    /// Records on a channel (tests and embedding).
     pub fn channel() -> (
         AccessLog,
         tokio::sync::mpsc::UnboundedReceiver<AccessRecord>,
@@ -319,12 +321,25 @@ impl AccessLog {
     /// because stdout did not keep up (the caller counts it).
     pub fn write(&self, record: AccessRecord) -> bool {
         match &self.sink {
-            Sink::Lines { tx, format } => {
-                let line = match format {
-                    LogFormat::Text => record.to_text(),
-                    LogFormat::Json => record.to_json(),
-                };
-                if let Err(TrySendError::Full(_)) = tx.try_send(Line::Text(line)) {
+            Sink::Lines { writer, format } => {
+                let pushed = LINE.with_borrow_mut(|line| {
+                    line.clear();
+                    match format {
+                        LogFormat::Text => record.write_text(line),
+                        LogFormat::Json => {
+                            // serde_json writes bytes; the line is UTF-8.
+                            let mut bytes = std::mem::take(line).into_bytes();
+                            let _ = serde_json::to_writer(&mut bytes, &record);
+                            *line = String::from_utf8(bytes).unwrap_or_default();
+                        }
+                    }
+                    let pushed = writer.push(line.as_bytes());
+                    if line.capacity() > LINE_KEEP {
+                        *line = String::new();
+                    }
+                    pushed
+                });
+                if !pushed {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                     return false;
                 }
@@ -342,30 +357,10 @@ impl AccessLog {
     /// forever). Returns whether it finished in time. Blocks the calling
     /// thread: call it once, at exit.
     pub fn flush(&self, limit: Duration) -> bool {
-        let Sink::Lines { tx, .. } = &self.sink else {
-            return true;
-        };
-        let (done, flushed) = std::sync::mpsc::sync_channel(1);
-        let deadline = std::time::SystemTime::now() + limit;
-        let mut line = Line::Flush(done);
-        // The queue may be full: retry until there is room or time is up.
-        loop {
-            match tx.try_send(line) {
-                Ok(()) => break,
-                Err(TrySendError::Disconnected(_)) => return false,
-                Err(TrySendError::Full(back)) => {
-                    line = back;
-                    if std::time::SystemTime::now() >= deadline {
-                        return false;
-                    }
-                    let _ = flushed.recv_timeout(Duration::from_millis(5));
-                }
-            }
+        match &self.sink {
+            Sink::Lines { writer, .. } => writer.flush(limit),
+            _ => true,
         }
-        let left = deadline
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
-        flushed.recv_timeout(left).is_ok()
     }
 
     /// Lines dropped because stdout did not keep up.
@@ -374,16 +369,14 @@ impl AccessLog {
     }
 }
 
-/// What the writer thread gets.
-#[derive(Debug)]
-enum Line {
-    /// One formatted line.
-    Text(String),
-    /// Flush stdout, then answer.
-    Flush(SyncSender<()>),
+thread_local! {
+    /// Each thread formats its lines here, reusing the allocation.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-const QUEUE: usize = 8192;
+/// A line buffer grown past this by one huge line (handshake details) is
+/// given back rather than kept by the thread.
+const LINE_KEEP: usize = 4096;
 
 #[cfg(test)]
 mod tests {
