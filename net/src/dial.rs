@@ -187,11 +187,13 @@ pub const REUSE_ANSWER: Duration = Duration::from_secs(2);
 const MAX_ANSWERS: usize = 1024;
 
 /// `TCP_NODELAY` (a relay must not add Nagle delays to the handshake) and
-/// keepalive probes after `keepalive` idle. Failures are harmless and ignored.
-pub fn set_options(stream: &TcpStream, keepalive: Option<Duration>) {
-    let _ = stream.set_nodelay(true);
+/// keepalive probes after `keepalive` idle, on a connected socket or on a
+/// listening one (Linux copies both to every socket it accepts, which then
+/// costs no system call). Failures are harmless and ignored.
+pub fn set_options(socket: &impl std::os::fd::AsFd, keepalive: Option<Duration>) {
+    let sock = SockRef::from(socket);
+    let _ = sock.set_tcp_nodelay(true);
     if let Some(idle) = keepalive {
-        let sock = SockRef::from(stream);
         let ka = TcpKeepalive::new()
             .with_time(idle)
             .with_interval(KEEPALIVE_INTERVAL.min(idle))

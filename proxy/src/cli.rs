@@ -50,6 +50,11 @@ pub(crate) enum Command {
         /// unchanged and this one exits 2.
         #[arg(long, value_name = "SOCKET")]
         takeover: Option<PathBuf>,
+        /// Threads that accept and forward connections, each with its own
+        /// event loop (a connection stays on the thread that accepted it).
+        /// Default: one per CPU this process may use.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+        threads: Option<u16>,
     },
     /// Validate a configuration file and exit: 0 and a one-line summary
     /// when valid, 2 and the reason when not.

@@ -33,6 +33,8 @@
 //!   `/healthz` (for `monitor_fall`).
 //! - [`listener`]: the accept loop.
 //! - [`server`]: binds every listener, runs them, shuts down.
+//! - [`workers`]: the runtime shape: one single-threaded runtime per thread,
+//!   each accepting on every listener.
 //! - [`reload`]: SIGHUP: re-read the file, swap the routing, report what needs a restart.
 //! - [`admin`]: the admin HTTP endpoint: /healthz, /readyz, /metrics.
 //! - [`observe`]: follows a TLS handshake in clear without altering a byte. No I/O.
@@ -84,6 +86,7 @@ pub mod slots;
 pub mod sniff;
 pub mod trust;
 mod upstream;
+pub mod workers;
 
 pub use config::{Config, ConfigError};
 pub use server::Server;

@@ -6,12 +6,11 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use passthru_net::dial::set_options;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, debug_span, warn};
 
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::client_limit::ClientTable;
@@ -32,6 +31,8 @@ pub struct ListenerState {
     pub pending: Arc<Semaphore>,
     /// Open connections per client address (`max_connections_per_client`).
     pub clients: Arc<ClientTable>,
+    /// When an accept failure was last logged, by any thread's loop.
+    pub accept_warned: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// What an accept loop needs besides its socket.
@@ -52,7 +53,10 @@ pub(crate) async fn accept_loop(
     state: Arc<ListenerState>,
     ctx: AcceptContext,
 ) {
-    let mut last_warning: Option<tokio::time::Instant> = None;
+    // The connections of this loop (one thread) check their own child of
+    // the stop token: checking it takes a lock, which then is never
+    // shared with another thread's connections.
+    let stop_connections = ctx.stop_connections.child_token();
     let mut failures: u64 = 0;
     loop {
         let accepted = tokio::select! {
@@ -66,10 +70,8 @@ pub(crate) async fn accept_loop(
                 // EMFILE, ENFILE, ENOBUFS…: back off instead of spinning, and
                 // log once per interval, not once per attempt.
                 failures += 1;
-                let now = tokio::time::Instant::now();
-                if last_warning.is_none_or(|at| now.duration_since(at) >= ACCEPT_WARN_INTERVAL) {
+                if state.warn_now() {
                     warn!(listener = %state.config.name, %error, failures, "accept failed; pausing accepts briefly (out of file descriptors?)");
-                    last_warning = Some(now);
                     failures = 0;
                 }
                 tokio::select! {
@@ -105,9 +107,12 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
-        set_options(&stream, state.config.tcp_keepalive);
+        // TCP_NODELAY and keepalive come from the listening socket
+        // (`server::listen` set them there).
         let routing = Arc::clone(&ctx.routing.borrow());
-        let span = info_span!("conn", listener = %state.config.name, peer.addr = %peer);
+        // With RUST_LOG=debug, every event of the connection names it; at
+        // the default level the span is disabled and costs nothing per poll.
+        let span = debug_span!("conn", listener = %state.config.name, peer.addr = %peer);
         let task = conn::serve(
             stream,
             record,
@@ -118,7 +123,7 @@ pub(crate) async fn accept_loop(
                 routing,
                 log: ctx.log.clone(),
                 metrics: Arc::clone(&ctx.metrics),
-                stop: ctx.stop_connections.clone(),
+                stop: stop_connections.clone(),
             },
         );
         ctx.tracker.spawn(
@@ -128,6 +133,23 @@ pub(crate) async fn accept_loop(
             }
             .instrument(span),
         );
+    }
+}
+
+impl ListenerState {
+    /// Whether an accept failure may be logged now: once per
+    /// [`ACCEPT_WARN_INTERVAL`] for the listener, whichever thread hit it.
+    fn warn_now(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut last = self
+            .accept_warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|at| now.duration_since(at) < ACCEPT_WARN_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 }
 

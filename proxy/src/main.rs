@@ -11,6 +11,7 @@ use clap::Parser;
 use passthru::access_log::{AccessLog, LogFormat};
 use passthru::handoff::Takeover;
 use passthru::inherited::Inherited;
+use passthru::workers::{self, Workers};
 use passthru::{Config, Server, logging, signal};
 
 use crate::cli::{Cli, Command, Format};
@@ -26,7 +27,8 @@ fn main() -> ExitCode {
             config,
             log_format,
             takeover,
-        } => run(config, log_format, takeover),
+            threads,
+        } => run(config, log_format, takeover, threads),
     }
 }
 
@@ -49,7 +51,7 @@ fn check(path: &Path, explain: Option<&str>, alpn: &[String]) -> ExitCode {
     }
 }
 
-fn run(path: PathBuf, format: Format, takeover: Option<PathBuf>) -> ExitCode {
+fn run(path: PathBuf, format: Format, takeover: Option<PathBuf>, threads: Option<u16>) -> ExitCode {
     let format = match format {
         Format::Text => LogFormat::Text,
         Format::Json => LogFormat::Json,
@@ -84,7 +86,10 @@ fn run(path: PathBuf, format: Format, takeover: Option<PathBuf>) -> ExitCode {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // This thread's runtime runs the server and accepts; one worker thread
+    // per further CPU accepts and forwards too (see `workers`).
+    let threads = threads.map_or_else(workers::default_threads, usize::from);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -94,6 +99,14 @@ fn run(path: PathBuf, format: Format, takeover: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let workers = match Workers::start(threads.saturating_sub(1)) {
+        Ok(workers) => workers,
+        Err(e) => {
+            eprintln!("passthru: cannot start the worker threads: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let spread = workers.handles();
     let code = runtime.block_on(async move {
         let (shutdown, reloads) = match signal::install() {
             Ok(handlers) => handlers,
@@ -104,7 +117,7 @@ fn run(path: PathBuf, format: Format, takeover: Option<PathBuf>) -> ExitCode {
         };
         let log = AccessLog::stdout(format);
         let server = match Server::bind_inheriting(&config, log, &mut inherited, takeover) {
-            Ok(server) => server,
+            Ok(server) => server.spread_over(spread),
             Err(e) => {
                 eprintln!("passthru: {e}");
                 // Taking over, nothing has changed in the running process.
@@ -126,6 +139,7 @@ fn run(path: PathBuf, format: Format, takeover: Option<PathBuf>) -> ExitCode {
             .await;
         ExitCode::SUCCESS
     });
+    workers.stop();
     // The last diagnostics, bounded: a stalled stderr never holds the exit.
     logging::flush(std::time::Duration::from_secs(1));
     code

@@ -10,13 +10,14 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -87,6 +88,8 @@ pub struct Server {
     handoff: Option<HandoffServer>,
     /// The process this one takes over from, told to stop once we accept.
     takeover: Option<Takeover>,
+    /// Other runtimes that accept on every listener too (see `workers`).
+    workers: Vec<Handle>,
 }
 
 impl Server {
@@ -138,6 +141,7 @@ impl Server {
                     source,
                 },
             )?;
+            accepted_options(&socket, l.tcp_keepalive);
             let mut running = l.clone();
             // A listener without a name is named by its address: with port 0
             // that is the port the system chose, not `…:0`.
@@ -152,6 +156,7 @@ impl Server {
                 pending: Arc::new(Semaphore::new(l.max_pending)),
                 clients: Arc::new(ClientTable::new(l.client_limit.clone())),
                 config: Arc::new(running),
+                accept_warned: std::sync::Mutex::default(),
             };
             listeners.push((Arc::new(state), socket));
         }
@@ -192,6 +197,7 @@ impl Server {
             // Taking over, the path is the running process's until the switch.
             handoff: None,
             takeover,
+            workers: Vec::new(),
         })
     }
 
@@ -234,6 +240,13 @@ impl Server {
         }
     }
 
+    /// Accept on every listener in each of these runtimes too (besides the
+    /// one that runs the server); each runs the connections it accepted.
+    pub fn spread_over(mut self, workers: Vec<Handle>) -> Server {
+        self.workers = workers;
+        self
+    }
+
     /// Serve until `shutdown` resolves, then drain and return.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         self.run_until(shutdown, std::future::pending()).await;
@@ -267,6 +280,27 @@ impl Server {
                 stop_accepting: stop_accepting.clone(),
                 stop_connections: stop_connections.clone(),
             };
+            for worker in &self.workers {
+                // A duplicate of the same socket: one backlog, whichever
+                // thread is free takes the next connection.
+                match socket.as_fd().try_clone_to_owned() {
+                    Ok(fd) => {
+                        let socket = std::net::TcpListener::from(fd);
+                        let (state, ctx) = (Arc::clone(&state), ctx.clone());
+                        loops.push(worker.spawn(async move {
+                            match TcpListener::from_std(socket) {
+                                Ok(socket) => accept_loop(socket, state, ctx).await,
+                                Err(error) => {
+                                    warn!(listener = %state.config.name, %error, "a worker thread cannot accept on this listener");
+                                }
+                            }
+                        }));
+                    }
+                    Err(error) => {
+                        warn!(listener = %state.config.name, %error, "cannot share the listener with a worker thread");
+                    }
+                }
+            }
             loops.push(tokio::spawn(accept_loop(socket, state, ctx)));
         }
         let admin_task = self.admin.map(|socket| {
@@ -505,6 +539,17 @@ fn listen(
     TcpListener::from_std(socket)
 }
 
+/// Set TCP_NODELAY and the keepalive of `tcp_keepalive` on a listening
+/// socket: Linux copies them to every socket it accepts, so a connection
+/// costs no `setsockopt`. An inherited socket may carry another process's
+/// keepalive: without one configured, it is turned off.
+fn accepted_options(socket: &TcpListener, keepalive: Option<Duration>) {
+    passthru_net::dial::set_options(socket, keepalive);
+    if keepalive.is_none() {
+        let _ = socket2::SockRef::from(socket).set_keepalive(false);
+    }
+}
+
 fn bind_socket(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -518,3 +563,41 @@ fn bind_socket(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 const BACKLOG: i32 = 4096;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The options set once on the listening socket are what every
+    /// accepted connection has (none is set per connection).
+    #[tokio::test]
+    async fn accepted_sockets_inherit_nodelay_and_keepalive() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let listener = TcpListener::from_std(bind_socket(addr).unwrap()).unwrap();
+        accepted_options(&listener, Some(Duration::from_secs(42)));
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let sock = socket2::SockRef::from(&accepted);
+        assert!(sock.tcp_nodelay().unwrap());
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(42));
+        assert_eq!(
+            sock.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(15)
+        );
+        assert_eq!(sock.tcp_keepalive_retries().unwrap(), 4);
+        drop(client);
+
+        // Without a keepalive configured, an inherited one is turned off.
+        accepted_options(&listener, None);
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let sock = socket2::SockRef::from(&accepted);
+        assert!(sock.tcp_nodelay().unwrap());
+        assert!(!sock.keepalive().unwrap());
+    }
+}
