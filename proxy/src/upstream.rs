@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use passthru_net::ServerAddr;
 use passthru_net::dial::{DialError, dial};
-use passthru_net::io::write_all;
+use passthru_net::io::write_all_vectored;
 use passthru_net::tunnel::{HopError, tunnel_with_keepalive};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
@@ -180,19 +180,14 @@ async fn dial_and_replay(
     };
     // A server that accepts but does not read gets `connect_timeout` to
     // take the buffered bytes (at most `max_client_hello` and a PROXY header).
-    let written = timeout(cfg.connect_timeout, async {
-        for part in initial {
-            write_all(&stream, part).await?;
-        }
-        Ok(())
-    })
-    .await
-    .unwrap_or_else(|_| {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "the server did not take the ClientHello within connect_timeout",
-        ))
-    });
+    let written = timeout(cfg.connect_timeout, write_all_vectored(&stream, initial))
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the server did not take the ClientHello within connect_timeout",
+            ))
+        });
     if let Err(error) = written {
         if let Some(suppressed) = logging::allow(&format!("{}/{server}", cfg.name)) {
             warn!(backend = %cfg.name, %server, %error, suppressed, "server closed before the ClientHello was delivered; trying the next server");
