@@ -39,6 +39,8 @@ pub fn parse_perf(text: &str) -> Counts {
         let event = event.trim();
         let name = if event == ALL_CALLS {
             Some(ALL_KEY)
+        } else if event == SWITCHES {
+            Some(SWITCHES_KEY)
         } else {
             event.strip_prefix("syscalls:sys_enter_")
         };
@@ -77,6 +79,7 @@ pub fn render(per_request: &[(Target, Counts)]) -> String {
     let mut names: Vec<&String> = per_request
         .iter()
         .flat_map(|(_, c)| c.iter().filter(|(_, v)| **v >= SHOWN_FROM).map(|(k, _)| k))
+        .filter(|k| *k != SWITCHES_KEY)
         .collect();
     names.sort();
     names.dedup();
@@ -107,10 +110,29 @@ pub fn render(per_request: &[(Target, Counts)]) -> String {
     }
     out.push_str("| **total** |");
     for (_, c) in per_request {
-        let _ = write!(out, " {:.2} |", c.values().sum::<f64>());
+        let _ = write!(out, " {:.2} |", calls(c));
     }
     out.push('\n');
+    if per_request
+        .iter()
+        .any(|(_, c)| c.contains_key(SWITCHES_KEY))
+    {
+        out.push_str("| context switches (not a call) |");
+        for (_, c) in per_request {
+            let _ = write!(out, " {:.2} |", c.get(SWITCHES_KEY).copied().unwrap_or(0.0));
+        }
+        out.push('\n');
+    }
     out
+}
+
+/// The system calls counted (context switches are not one).
+fn calls(counts: &Counts) -> f64 {
+    counts
+        .iter()
+        .filter(|(k, _)| *k != SWITCHES_KEY)
+        .map(|(_, v)| v)
+        .sum()
 }
 
 /// How the calls are counted.
@@ -121,18 +143,25 @@ enum Counter {
 }
 
 /// `loadgen syscalls`.
-pub async fn syscalls(plan: Plan, window: Duration) -> Result<()> {
+/// With `close`, every request is on a new TLS connection (wrk's
+/// `Connection: close`) and the counts are per connection.
+pub async fn syscalls(plan: Plan, window: Duration, close: bool) -> Result<()> {
     let wrk = find_tool("wrk").ok_or_else(|| {
         anyhow!("wrk is not installed (Debian: apt-get install wrk, or `make deps`)")
     })?;
     let (counter, tool) = pick_counter()?;
     let lab = Lab::new()?;
     let topology = Topology::start(&lab, &plan).await?;
-    let result = count_all(&topology, &lab, &wrk, counter, &tool, window).await;
+    let result = count_all(&topology, &lab, &wrk, counter, &tool, window, close).await;
     topology.stop().await;
     let per_request = result?;
     println!(
-        "System calls per keep-alive request (wrk -t{WRK_THREADS} -c{WRK_CONNS}, 64-byte answers), counted with {} over {:?}:\n",
+        "System calls per {} (wrk -t{WRK_THREADS} -c{WRK_CONNS}, 64-byte answers), counted with {} over {:?}:\n",
+        if close {
+            "new TLS connection (`Connection: close`: handshake with the agent certificate optional, one request)"
+        } else {
+            "keep-alive request"
+        },
         match counter {
             Counter::Perf => "perf stat (syscalls:sys_enter_NAME tracepoints)",
             Counter::Strace => "strace -c -f",
@@ -171,6 +200,7 @@ async fn count_all(
     counter: Counter,
     tool: &Path,
     window: Duration,
+    close: bool,
 ) -> Result<Vec<(Target, Counts)>> {
     let mut out = Vec::new();
     for target in topology.targets() {
@@ -185,7 +215,7 @@ async fn count_all(
             WRK_THREADS,
             WRK_CONNS,
             window + COUNTER_SETUP * 2,
-            false,
+            close,
         );
         load.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -289,13 +319,14 @@ fn perf_events() -> String {
         .map(|name| format!("syscalls:sys_enter_{name}"))
         .collect();
     events.push(ALL_CALLS.to_string());
+    events.push(SWITCHES.to_string());
     events.join(",")
 }
 
 /// Replace the all-calls count by `(other)`: what the named counts miss.
 fn fold_other(mut counts: Counts) -> Counts {
     if let Some(all) = counts.remove(ALL_KEY) {
-        let named: f64 = counts.values().sum();
+        let named = calls(&counts);
         if all > named {
             counts.insert("(other)".to_string(), all - named);
         }
@@ -362,6 +393,10 @@ const LEAD: Duration = Duration::from_secs(1);
 const COUNTER_SETUP: Duration = Duration::from_secs(60);
 /// The tracepoint every system call enters.
 const ALL_CALLS: &str = "raw_syscalls:sys_enter";
+/// The software event that counts the proxy's context switches.
+const SWITCHES: &str = "context-switches";
+/// Where [`parse_perf`] puts the [`SWITCHES`] count.
+pub const SWITCHES_KEY: &str = "(context switches)";
 /// Where [`parse_perf`] puts the [`ALL_CALLS`] count.
 pub const ALL_KEY: &str = "(all)";
 /// Rows below this many calls per request (for every proxy) are left out.
@@ -378,15 +413,18 @@ mod tests {
                     20000,,syscalls:sys_enter_sendto,5000000,100.00,,\n\
                     0,,syscalls:sys_enter_read,5000000,100.00,,\n\
                     <not counted>,,syscalls:sys_enter_write,0,0.00,,\n\
-                    61000,,raw_syscalls:sys_enter,5000000,100.00,,\n";
+                    61000,,raw_syscalls:sys_enter,5000000,100.00,,\n\
+                    900,,context-switches,5000000,100.00,,\n";
         let c = parse_perf(text);
-        assert_eq!(c.len(), 3);
+        assert_eq!(c.len(), 4);
         assert_eq!(c["recvfrom"], 40000.0);
         assert_eq!(c["sendto"], 20000.0);
+        assert_eq!(c[SWITCHES_KEY], 900.0);
         let c = fold_other(c);
-        assert_eq!(c.len(), 3);
+        assert_eq!(c.len(), 4);
+        // Context switches are not calls: not in `(other)`, not in the total.
         assert_eq!(c["(other)"], 1000.0);
-        assert_eq!(c.values().sum::<f64>(), 61000.0);
+        assert_eq!(calls(&c), 61000.0);
     }
 
     #[test]
@@ -411,12 +449,19 @@ mod tests {
             ("epoll_wait".to_string(), 0.005),
         ]
         .into();
-        let t = render(&[(Target::Passthru, p), (Target::Haproxy, h)]);
+        let t = render(&[(Target::Passthru, p.clone()), (Target::Haproxy, h.clone())]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "| syscalls per request | passthru | haproxy |");
         assert_eq!(lines[2], "| recvfrom | 4.00 | 2.00 |");
         assert_eq!(lines[3], "| sendto | 2.00 | 0.00 |");
         assert_eq!(lines[4], "| **total** | 6.00 | 2.00 |");
         assert_eq!(lines.len(), 5);
+        // Context switches get a row of their own after the total.
+        let mut p = p;
+        p.insert(SWITCHES_KEY.to_string(), 0.25);
+        let t = render(&[(Target::Passthru, p), (Target::Haproxy, h)]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[4], "| **total** | 6.00 | 2.00 |");
+        assert_eq!(lines[5], "| context switches (not a call) | 0.25 | 0.00 |");
     }
 }

@@ -408,10 +408,15 @@ async fn open_upstream(
     record: &mut AccessRecord,
     metrics: &Metrics,
 ) -> Result<Upstream, Early> {
-    let proxy_header = match (backend.config.send_proxy_protocol, side.stream.local_addr()) {
-        (SendProxy::Off, _) | (_, Err(_)) => Vec::new(),
-        (SendProxy::V1, Ok(local)) => encode_v1(canonical(record.client), canonical(local)),
-        (SendProxy::V2, Ok(local)) => encode_v2(
+    // The local address costs a system call: asked only for a header.
+    let send_proxy = backend.config.send_proxy_protocol;
+    let local = (send_proxy != SendProxy::Off)
+        .then(|| side.stream.local_addr().ok())
+        .flatten();
+    let proxy_header = match (send_proxy, local) {
+        (SendProxy::Off, _) | (_, None) => Vec::new(),
+        (SendProxy::V1, Some(local)) => encode_v1(canonical(record.client), canonical(local)),
+        (SendProxy::V2, Some(local)) => encode_v2(
             canonical(record.client),
             canonical(local),
             hello.server_name.as_deref(),

@@ -99,6 +99,7 @@ fn run(path: PathBuf, format: Format, takeover: Option<PathBuf>, threads: Option
             return ExitCode::from(1);
         }
     };
+    runtime.spawn(workers::tick());
     let workers = match Workers::start(threads.saturating_sub(1)) {
         Ok(workers) => workers,
         Err(e) => {

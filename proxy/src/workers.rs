@@ -44,6 +44,7 @@ impl Workers {
         };
         for n in 1..=count {
             let runtime = Builder::new_current_thread().enable_all().build()?;
+            runtime.spawn(tick());
             workers.handles.push(runtime.handle().clone());
             let stop = stop.clone();
             let thread = std::thread::Builder::new()
@@ -80,6 +81,24 @@ impl Workers {
         }
     }
 }
+
+/// Keep the thread's next timer wake-up at most [`TICK`] away, forever.
+///
+/// tokio wakes a runtime's event loop through its eventfd (a `write(2)`,
+/// then one more `epoll_wait`) whenever a new timer is due before the
+/// wake-up the loop last planned, even from the loop's own thread; with no
+/// other timer due soon, every connection's first timer (the connect
+/// timeout, the ClientHello deadline) did that, once per connection. With
+/// a timer that is never more than a second away, timers of a second or
+/// more never do. Run one per runtime.
+pub async fn tick() {
+    loop {
+        tokio::time::sleep(TICK).await;
+    }
+}
+
+/// The period of [`tick`].
+const TICK: Duration = Duration::from_secs(1);
 
 /// How many threads serve connections when `--threads` is not given: one
 /// per CPU this process may use (its affinity and cgroup quota included).

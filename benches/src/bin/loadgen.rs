@@ -78,6 +78,9 @@ enum Command {
         /// Seconds counted per proxy.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Count per new TLS connection instead (wrk with `Connection: close`).
+        #[arg(long)]
+        close: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -205,10 +208,15 @@ fn main() -> ExitCode {
                     })
                     .await
                 }
-                Command::Syscalls { seconds, common } => {
+                Command::Syscalls {
+                    seconds,
+                    close,
+                    common,
+                } => {
                     syscalls::syscalls(
                         plan(&common, RUN_CONNECTIONS),
                         Duration::from_secs(seconds.max(1)),
+                        close,
                     )
                     .await
                 }
