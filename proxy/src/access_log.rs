@@ -72,7 +72,7 @@ pub struct AccessRecord {
     /// Extra detail for refusals (e.g. offload headers seen).
     pub detail: Option<String>,
     /// What handshake observation saw (`observe_handshake = true`).
-    pub handshake: Option<Observed>,
+    pub handshake: Option<Box<Observed>>,
 }
 
 /// Handshake observation, as logged.

@@ -111,6 +111,7 @@ pub(crate) async fn accept_loop(
         let task = conn::serve(
             stream,
             record,
+            permit,
             pending,
             ConnContext {
                 listener: Arc::clone(&state.config),
@@ -121,13 +122,7 @@ pub(crate) async fn accept_loop(
                 stop: ctx.stop_connections.clone(),
             },
         );
-        ctx.tracker.spawn(
-            async move {
-                let _permit = permit;
-                task.await;
-            }
-            .instrument(span),
-        );
+        ctx.tracker.spawn(task.instrument(span));
     }
 }
 
