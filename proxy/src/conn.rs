@@ -8,10 +8,11 @@
 //! the parts on a socket; every wait on a peer is under a named deadline.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use passthru_net::io::write_all;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -37,6 +38,7 @@ pub use crate::refusal::Outcome;
 use crate::refusal::Refusal;
 use crate::route::{MatchKind, ServerNamePattern};
 use crate::routing::Routing;
+use crate::slots::Slot;
 use crate::upstream::{self, Upstream};
 
 /// What a connection needs from its listener and server.
@@ -76,7 +78,18 @@ pub fn serve(
         ctx.metrics.connection_opened(&ctx.listener.name);
         // `stop` ends each step from inside, so that what a step learned (the
         // bytes forwarded above all) is in the record when it is accounted.
-        let ended = pipeline(&mut stream, &ctx, &mut record, pending).await;
+        //
+        // The front steps (wire steps 1-6 up to the delivered ClientHello)
+        // run in a boxed future that is freed once they are done: the
+        // ClientHello buffer, its parse and the refusal replies are not kept
+        // in the task for the life of the connection, which holds only what
+        // forwarding needs (see "Memory per idle connection" in
+        // docs/benchmarking.md).
+        let ended = async {
+            let ready = Box::pin(open(&mut stream, &ctx, &mut record, pending)).await?;
+            Ok(forward(&stream, ready, &ctx, &mut record).await)
+        }
+        .await;
         record.duration = started.elapsed();
         account(record, ended, &ctx.metrics, &ctx.log, Opened::Yes);
         drop(permit);
@@ -130,64 +143,20 @@ pub(crate) fn account(
     }
 }
 
-/// The steps of one connection. The front steps (wire steps 1-6 up to the
-/// delivered ClientHello) run in a boxed future that is freed once they are
-/// done: the ClientHello buffer, its parse and the refusal replies are not
-/// kept in the task for the life of the connection, which holds only what
-/// forwarding needs (see "Memory per idle connection" in
-/// docs/benchmarking.md).
-async fn pipeline(
-    client: &mut TcpStream,
-    ctx: &ConnContext,
-    record: &mut AccessRecord,
-    pending: OwnedSemaphorePermit,
-) -> Result<End, Outcome> {
-    let Ready {
-        upstream,
-        backend,
-        tap,
-        client_slot,
-    } = Box::pin(open(client, ctx, record, pending)).await?;
-    let client = &*client;
-    let end = match replay(client, &upstream).await {
-        Err(end) => end,
-        Ok(()) => {
-            forward(
-                client,
-                &upstream,
-                backend,
-                &ctx.routing,
-                tap.as_deref(),
-                record,
-                &ctx.stop,
-            )
-            .await
-        }
-    };
-    if let Some(tap) = &tap {
-        observed(
-            tap,
-            &ctx.metrics,
-            &ctx.listener.name,
-            &backend.config.name,
-            record,
-        );
-    }
-    // The per-client slot is held until the connection ends.
-    drop(client_slot);
-    Ok(end)
-}
-
 /// What the front steps hand to forwarding.
 struct Ready<'r> {
     /// The server connection, the ClientHello delivered.
-    upstream: Upstream,
+    server: TcpStream,
+    /// Bytes the `via` hop sent after its answer, for the client first.
+    leftover: Bytes,
+    /// The connection's place on its server.
+    _server_slot: Slot,
     /// Its backend.
     backend: &'r Arc<Backend>,
     /// Handshake observation (`observe_handshake`), fed the bytes so far.
     tap: Option<Box<ObserverTap>>,
     /// The connection's place in `max_connections_per_client`.
-    client_slot: Option<ClientSlot>,
+    _client_slot: Option<ClientSlot>,
 }
 
 /// Wire steps 1-6 up to forwarding: read the front, route, reach a server
@@ -226,11 +195,20 @@ async fn open<'r>(
         tap.feed_direction(Direction::ServerToClient, &upstream.leftover);
     }
     record.bytes_up = side.buf.len() as u64;
+    // The server's address is in the record already (`server`).
+    let Upstream {
+        stream,
+        leftover,
+        server: _,
+        _slot: server_slot,
+    } = upstream;
     Ok(Ready {
-        upstream,
+        server: stream,
+        leftover,
+        _server_slot: server_slot,
         backend,
         tap,
-        client_slot: front.client_slot.take(),
+        _client_slot: front.client_slot.take(),
     })
 }
 
@@ -425,6 +403,9 @@ async fn read_front<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(hello)
 }
 
+/// The route name of connections that matched no route (the default backend).
+static DEFAULT_ROUTE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("default"));
+
 /// Wire step 4: the backend for this ClientHello.
 fn route<'r>(
     hello: &ClientHello,
@@ -440,14 +421,14 @@ fn route<'r>(
             .route_names
             .get(i)
             .cloned()
-            .unwrap_or_else(|| format!("route[{i}]")),
-        (None, MatchKind::Default) | (None, _) => "default".to_string(),
+            .unwrap_or_else(|| Arc::from(format!("route[{i}]"))),
+        (None, MatchKind::Default) | (None, _) => Arc::clone(&DEFAULT_ROUTE),
     });
     let backend = routing
         .backends
         .get(routed.backend)
         .ok_or(Refusal::NoRoute)?;
-    record.backend = Some(backend.config.name.clone());
+    record.backend = Some(Arc::clone(&backend.name));
     record.via = backend.config.via.as_ref().map(|v| v.proxy.to_string());
     Ok(backend)
 }
@@ -489,11 +470,11 @@ async fn open_upstream(
 
 /// Wire step 6 (client side): bytes the `via` hop sent after its answer
 /// are the server's first bytes; they go to the client before the copy.
-async fn replay(client: &TcpStream, upstream: &Upstream) -> Result<(), End> {
-    if upstream.leftover.is_empty() {
+async fn replay(client: &TcpStream, leftover: &[u8]) -> Result<(), End> {
+    if leftover.is_empty() {
         return Ok(());
     }
-    match timeout(REPLAY_WAIT, write_all(client, &upstream.leftover)).await {
+    match timeout(REPLAY_WAIT, write_all(client, leftover)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::ClientReset),
         Err(_) => Err(End::IdleTimeout),
@@ -504,32 +485,48 @@ async fn replay(client: &TcpStream, upstream: &Upstream) -> Result<(), End> {
 /// 16 KiB) before the copy starts.
 const REPLAY_WAIT: Duration = Duration::from_secs(10);
 
-/// Wire step 6 (the copy): both directions until both are done, the idle
-/// timeout, or `stop`; the bytes each way go into `record`.
-async fn forward(
-    client: &TcpStream,
-    upstream: &Upstream,
-    backend: &Backend,
-    routing: &Routing,
-    tap: Option<&ObserverTap>,
-    record: &mut AccessRecord,
-    stop: &CancellationToken,
-) -> End {
-    let counters = Counters::default();
-    let end = forward_with(
-        client,
-        &upstream.stream,
-        backend.config.idle_timeout,
-        routing.forwarding,
-        tap.map(|t| t as &dyn Tap),
-        &counters,
-        stop,
-    )
-    .await;
-    record.bytes_up += counters.upstream.load(Ordering::Relaxed);
-    record.bytes_down =
-        upstream.leftover.len() as u64 + counters.downstream.load(Ordering::Relaxed);
-    end
+/// Wire step 6: the hop's leftover bytes to the client, then the copy, both
+/// directions until both are done, the idle timeout, or `stop`; the bytes
+/// each way go into `record`. Returns an `async move` block for the same
+/// reason as [`serve`]: `ready` is kept once in the task.
+#[allow(clippy::manual_async_fn)]
+fn forward<'a>(
+    client: &'a TcpStream,
+    mut ready: Ready<'a>,
+    ctx: &'a ConnContext,
+    record: &'a mut AccessRecord,
+) -> impl Future<Output = End> + Send + 'a {
+    async move {
+        let replayed = replay(client, &ready.leftover).await;
+        record.bytes_down = ready.leftover.len() as u64;
+        ready.leftover = Bytes::new();
+        let end = match replayed {
+            Err(end) => end,
+            Ok(()) => {
+                let counters = Counters::default();
+                let end = forward_with(
+                    client,
+                    &ready.server,
+                    ready.backend.config.idle_timeout,
+                    ctx.routing.forwarding,
+                    ready.tap.as_deref().map(|t| t as &dyn Tap),
+                    &counters,
+                    &ctx.stop,
+                )
+                .await;
+                record.bytes_up += counters.upstream.load(Ordering::Relaxed);
+                record.bytes_down += counters.downstream.load(Ordering::Relaxed);
+                end
+            }
+        };
+        if let Some(tap) = &ready.tap {
+            let backend = &ready.backend.config.name;
+            observed(tap, &ctx.metrics, &ctx.listener.name, backend, record);
+        }
+        // The slots (per server, per client) are held until here.
+        drop(ready);
+        end
+    }
 }
 
 /// What handshake observation saw, into the record and the counters.
