@@ -122,7 +122,7 @@ pub async fn idle(options: IdleOptions) -> Result<()> {
     )?;
     println!("{}", header(&info));
     println!(
-        "\n| proxy | idle connections | RSS before, MiB | RSS holding them, MiB | per connection, KiB | RSS after closing, MiB |"
+        "\n| proxy | idle connections | RSS before, MiB | RSS holding them, MiB | per connection, KiB | RSS 3 s after closing, MiB |"
     );
     println!("|---|---|---|---|---|---|");
     for r in &results {
