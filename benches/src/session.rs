@@ -11,7 +11,6 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::client::Agent;
-use crate::compare::AFTER_CLOSE;
 use crate::idle::{self, IdleResult};
 use crate::lab::Lab;
 use crate::procfs;
@@ -90,7 +89,7 @@ pub async fn idle(options: IdleOptions) -> Result<()> {
             continue;
         };
         eprintln!("loadgen idle: opening {n} connections through {target}");
-        match idle::measure(target, addr, daemon, &agent, n, AFTER_CLOSE).await {
+        match idle::measure(target, addr, daemon, &agent, n, idle::AFTER_CLOSE).await {
             Ok(r) => results.push(r),
             Err(e) => {
                 failure = Some(e);
