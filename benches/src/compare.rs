@@ -326,7 +326,7 @@ async fn idle_at(lab: &Lab, agent: &Agent, plan: &Plan, count: usize) -> Result<
             continue;
         };
         eprintln!("loadgen compare: holding {n} idle mutual-TLS connections through {target}");
-        match idle::measure(target, addr, daemon, agent, n, AFTER_CLOSE).await {
+        match idle::measure(target, addr, daemon, agent, n, idle::AFTER_CLOSE).await {
             Ok(r) => results.push(r),
             Err(e) => {
                 failure = Some(e);
@@ -578,7 +578,7 @@ pub fn figures(runs: &[Run], idle: &[Vec<IdleResult>]) -> Vec<Row> {
         rows.push(Row {
             figure: format!(
                 "RSS {}s after those {held} close, against before them",
-                AFTER_CLOSE.as_secs()
+                idle::AFTER_CLOSE.as_secs()
             ),
             values,
             cells,
@@ -710,8 +710,6 @@ const BULK_FLOOR_RATE: u64 = 5_000_000;
 const CURL_SMALL_MAX: Duration = Duration::from_secs(10);
 /// Bound on all the handshakes of one run.
 const HANDSHAKES_WITHIN: Duration = Duration::from_secs(120);
-/// Wait between the idle connections closing and the last RSS reading.
-pub const AFTER_CLOSE: Duration = Duration::from_secs(3);
 /// The RSS goal after the idle connections close: within 25 % of the start.
 pub const BACK_NEAR_START: f64 = 1.25;
 

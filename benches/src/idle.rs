@@ -134,5 +134,7 @@ const WARMUP_CONNS: usize = 200;
 const CONCURRENCY: usize = 32;
 /// Bound on opening all connections.
 const OPEN_WITHIN: Duration = Duration::from_secs(180);
+/// Wait between the idle connections closing and the last RSS reading.
+pub const AFTER_CLOSE: Duration = Duration::from_secs(3);
 /// Pause before reading RSS.
 pub const SETTLE: Duration = Duration::from_secs(1);

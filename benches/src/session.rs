@@ -89,7 +89,7 @@ pub async fn idle(options: IdleOptions) -> Result<()> {
             continue;
         };
         eprintln!("loadgen idle: opening {n} connections through {target}");
-        match idle::measure(target, addr, daemon, &agent, n, idle::SETTLE).await {
+        match idle::measure(target, addr, daemon, &agent, n, idle::AFTER_CLOSE).await {
             Ok(r) => results.push(r),
             Err(e) => {
                 failure = Some(e);
@@ -121,7 +121,7 @@ pub async fn idle(options: IdleOptions) -> Result<()> {
     )?;
     println!("{}", header(&info));
     println!(
-        "\n| proxy | idle connections | RSS before, MiB | RSS holding them, MiB | per connection, KiB | RSS after closing, MiB |"
+        "\n| proxy | idle connections | RSS before, MiB | RSS holding them, MiB | per connection, KiB | RSS 3 s after closing, MiB |"
     );
     println!("|---|---|---|---|---|---|");
     for r in &results {

@@ -55,10 +55,10 @@ pub struct AccessRecord {
     /// Key-share groups offered, by name (`x25519mlkem768`, `x25519`, …).
     #[serde(serialize_with = "group_names")]
     pub key_shares: Option<Groups>,
-    /// `route[N]` or `default`.
-    pub route: Option<String>,
-    /// Backend name.
-    pub backend: Option<String>,
+    /// `route[N]` or `default` (shared with the routing table).
+    pub route: Option<Arc<str>>,
+    /// Backend name (shared with the backend).
+    pub backend: Option<Arc<str>>,
     /// Server that got the connection.
     pub server: Option<String>,
     /// The `via` CONNECT hop (host:port, never credentials).
@@ -77,7 +77,7 @@ pub struct AccessRecord {
     /// Extra detail for refusals (e.g. offload headers seen).
     pub detail: Option<String>,
     /// What handshake observation saw (`observe_handshake = true`).
-    pub handshake: Option<Observed>,
+    pub handshake: Option<Box<Observed>>,
 }
 
 /// Handshake observation, as logged.

@@ -3,6 +3,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::{BackendConfig, Balance};
@@ -16,6 +17,8 @@ pub struct Backend {
     /// Open connections per server, limits, queue and slow start (kept
     /// across reloads by the server's `Pools`).
     pub slots: BackendSlots,
+    /// The name, shared by every access record of the backend's connections.
+    pub name: Arc<str>,
     next: AtomicUsize,
 }
 
@@ -30,6 +33,7 @@ impl Backend {
     /// server's pools.
     pub fn with_slots(config: BackendConfig, slots: BackendSlots) -> Backend {
         Backend {
+            name: Arc::from(config.name.as_str()),
             config,
             slots,
             next: AtomicUsize::new(0),

@@ -16,6 +16,7 @@
 //! still wants the bytes (handshake observation), a direction copies.
 
 use std::io;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -92,31 +93,28 @@ pub async fn forward_with(
     let epoch = Instant::now();
     let last = AtomicU64::new(0);
     let activity = Activity { last: &last, epoch };
-    let up = async {
-        let dir = Direction {
-            upstream: true,
-            count: &counters.upstream,
-        };
-        pump(client, server, dir, mode, tap, activity).await
+    let up = Direction {
+        upstream: true,
+        count: &counters.upstream,
     };
-    let down = async {
-        let dir = Direction {
-            upstream: false,
-            count: &counters.downstream,
-        };
-        pump(server, client, dir, mode, tap, activity).await
+    let down = Direction {
+        upstream: false,
+        count: &counters.downstream,
     };
+    // Both pumps are pinned here and only borrowed below: each is held once
+    // in the connection's task (moving them into `survive` would keep a
+    // copy at every level, about 2 KiB per idle connection).
+    let up = pin!(pump(client, server, up, mode, tap, activity));
+    let down = pin!(pump(server, client, down, mode, tap, activity));
     let copy = async {
         match survive(up, down).await {
             None => End::Closed,
             Some(Peer::Client) => {
-                let _ = tokio::time::timeout(SENT_WAIT, sent(server)).await;
-                reset_on_close(server);
+                pass_reset(server).await;
                 End::ClientReset
             }
             Some(Peer::Server) => {
-                let _ = tokio::time::timeout(SENT_WAIT, sent(client)).await;
-                reset_on_close(client);
+                pass_reset(client).await;
                 End::ServerReset
             }
         }
@@ -126,6 +124,14 @@ pub async fn forward_with(
         () = idle(idle_timeout, &last, epoch) => End::IdleTimeout,
         () = stop.cancelled() => End::Stopped,
     }
+}
+
+/// Once `live` has sent what it was given (at most [`SENT_WAIT`]), close it
+/// with a reset. Boxed: a rare end, whose timer is not kept in every
+/// connection's task.
+async fn pass_reset(live: &TcpStream) {
+    let _ = Box::pin(tokio::time::timeout(SENT_WAIT, sent(live))).await;
+    reset_on_close(live);
 }
 
 /// Run both directions to their end; `Some(peer)` when `peer` broke.
@@ -138,15 +144,14 @@ pub async fn forward_with(
 /// it has passed on everything its source sent; the other direction writes
 /// to that broken source, so there is nothing left to save.
 async fn survive(
-    up: impl Future<Output = Result<(), Failed>>,
-    down: impl Future<Output = Result<(), Failed>>,
+    mut up: Pin<&mut impl Future<Output = Result<(), Failed>>>,
+    mut down: Pin<&mut impl Future<Output = Result<(), Failed>>>,
 ) -> Option<Peer> {
-    tokio::pin!(up, down);
     let (mut up_end, mut down_end) = (None, None);
     loop {
         tokio::select! {
-            ended = &mut up, if up_end.is_none() => up_end = Some(ended),
-            ended = &mut down, if down_end.is_none() => down_end = Some(ended),
+            ended = up.as_mut(), if up_end.is_none() => up_end = Some(ended),
+            ended = down.as_mut(), if down_end.is_none() => down_end = Some(ended),
         }
         // `up` reads the client and writes the server; `down` the reverse.
         match (&up_end, &down_end) {

@@ -116,6 +116,7 @@ pub(crate) async fn accept_loop(
         let task = conn::serve(
             stream,
             record,
+            permit,
             pending,
             ConnContext {
                 listener: Arc::clone(&state.config),
@@ -126,13 +127,7 @@ pub(crate) async fn accept_loop(
                 stop: stop_connections.clone(),
             },
         );
-        ctx.tracker.spawn(
-            async move {
-                let _permit = permit;
-                task.await;
-            }
-            .instrument(span),
-        );
+        ctx.tracker.spawn(task.instrument(span));
     }
 }
 

@@ -16,6 +16,11 @@ use passthru::{Config, Server, logging, signal};
 
 use crate::cli::{Cli, Command, Format};
 
+/// jemalloc, set up in `.cargo/config.toml` to give the memory of closed
+/// connections back to the kernel within seconds (docs/dependencies.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check {

@@ -18,8 +18,9 @@ use crate::slots::Pools;
 pub struct Routing {
     /// The route table.
     pub table: RouteTable,
-    /// Each route's name (`name`, or `route[N]`), indexed as the routes.
-    pub route_names: Vec<String>,
+    /// Each route's name (`name`, or `route[N]`), indexed as the routes;
+    /// shared by the access records of its connections.
+    pub route_names: Vec<Arc<str>>,
     /// Backends, indexed as in the configuration.
     pub backends: Vec<Arc<Backend>>,
     /// `[tuning] forwarding`.
@@ -35,7 +36,11 @@ impl Routing {
     pub fn new(config: &Config, pools: &Pools) -> Routing {
         Routing {
             table: RouteTable::from_routes(&config.routes, config.default_backend),
-            route_names: config.routes.iter().map(|r| r.name.clone()).collect(),
+            route_names: config
+                .routes
+                .iter()
+                .map(|r| Arc::from(r.name.as_str()))
+                .collect(),
             backends: config
                 .backends
                 .iter()
