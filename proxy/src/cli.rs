@@ -50,9 +50,10 @@ pub(crate) enum Command {
         /// unchanged and this one exits 2.
         #[arg(long, value_name = "SOCKET")]
         takeover: Option<PathBuf>,
-        /// Threads that accept and forward connections, each with its own
-        /// event loop (a connection stays on the thread that accepted it).
-        /// Default: one per CPU this process may use.
+        /// Threads that forward connections, each with its own event loop
+        /// (a connection stays on one thread; the first also accepts and
+        /// serves the admin port). Default: one per two CPUs this process
+        /// may use, at least one.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
         threads: Option<u16>,
     },

@@ -56,6 +56,8 @@ pub struct ConnContext {
     pub metrics: Arc<Metrics>,
     /// Cancelled when open connections must end (drain timeout).
     pub stop: CancellationToken,
+    /// Counts the connection as open on its thread until it ends.
+    pub open: crate::workers::Open,
 }
 
 /// Serve one accepted connection and account for it. `permit` is the
@@ -67,7 +69,7 @@ pub struct ConnContext {
 /// as its local copy), and the task lives as long as the connection.
 #[allow(clippy::manual_async_fn)]
 pub fn serve(
-    mut stream: TcpStream,
+    stream: Accepted,
     mut record: AccessRecord,
     permit: OwnedSemaphorePermit,
     pending: OwnedSemaphorePermit,
@@ -75,6 +77,20 @@ pub fn serve(
 ) -> impl Future<Output = ()> + Send {
     async move {
         let started = Instant::now();
+        let mut stream = match stream.register() {
+            Ok(stream) => stream,
+            Err(error) => {
+                debug!(%error, "cannot register an accepted connection");
+                account(
+                    record,
+                    Err(Outcome::ClientClosed),
+                    &ctx.metrics,
+                    &ctx.log,
+                    Opened::No,
+                );
+                return;
+            }
+        };
         ctx.metrics.connection_opened(&ctx.listener.name);
         // `stop` ends each step from inside, so that what a step learned (the
         // bytes forwarded above all) is in the record when it is accounted.
@@ -93,6 +109,25 @@ pub fn serve(
         record.duration = started.elapsed();
         account(record, ended, &ctx.metrics, &ctx.log, Opened::Yes);
         drop(permit);
+    }
+}
+
+/// An accepted connection's socket.
+#[derive(Debug)]
+pub enum Accepted {
+    /// Registered with this thread's event loop (it accepted it).
+    Here(TcpStream),
+    /// Moved from the accepting thread: registered by the thread that runs it.
+    Moved(std::net::TcpStream),
+}
+
+impl Accepted {
+    /// The socket, registered with the event loop of the calling thread.
+    fn register(self) -> std::io::Result<TcpStream> {
+        match self {
+            Accepted::Here(stream) => Ok(stream),
+            Accepted::Moved(stream) => TcpStream::from_std(stream),
+        }
     }
 }
 
@@ -668,7 +703,7 @@ servers = ["127.0.0.1:9443"]
         let (stream, peer) = listener.accept().await.unwrap();
         let permits = Arc::new(tokio::sync::Semaphore::new(2));
         let task = serve(
-            stream,
+            Accepted::Here(stream),
             AccessRecord::new("public", peer),
             Arc::clone(&permits).try_acquire_owned().unwrap(),
             permits.try_acquire_owned().unwrap(),
@@ -679,6 +714,7 @@ servers = ["127.0.0.1:9443"]
                 log: AccessLog::discard(),
                 metrics,
                 stop: CancellationToken::new(),
+                open: crate::workers::Open::none(),
             },
         );
         let size = std::mem::size_of_val(&task);

@@ -15,10 +15,11 @@ use tracing::{Instrument, debug, debug_span, warn};
 use crate::access_log::{AccessLog, AccessRecord};
 use crate::client_limit::ClientTable;
 use crate::config::ListenerConfig;
-use crate::conn::{self, ConnContext, Opened, Outcome};
+use crate::conn::{self, Accepted, ConnContext, Opened, Outcome};
 use crate::metrics::Metrics;
 use crate::refusal::Refusal;
 use crate::routing::Routing;
+use crate::workers::Placement;
 
 /// A listener's settings and its connection permits.
 #[derive(Debug)]
@@ -44,8 +45,9 @@ pub(crate) struct AcceptContext {
     pub(crate) tracker: TaskTracker,
     /// Cancelled when the listener must stop accepting.
     pub(crate) stop_accepting: CancellationToken,
-    /// Cancelled when open connections must end.
-    pub(crate) stop_connections: CancellationToken,
+    /// Which thread runs each new connection (and the stop token it
+    /// watches there).
+    pub(crate) placement: Placement,
 }
 
 pub(crate) async fn accept_loop(
@@ -53,10 +55,6 @@ pub(crate) async fn accept_loop(
     state: Arc<ListenerState>,
     ctx: AcceptContext,
 ) {
-    // The connections of this loop (one thread) check their own child of
-    // the stop token: checking it takes a lock, which then is never
-    // shared with another thread's connections.
-    let stop_connections = ctx.stop_connections.child_token();
     let mut failures: u64 = 0;
     loop {
         let accepted = tokio::select! {
@@ -113,6 +111,18 @@ pub(crate) async fn accept_loop(
         // With RUST_LOG=debug, every event of the connection names it; at
         // the default level the span is disabled and costs nothing per poll.
         let span = debug_span!("conn", listener = %state.config.name, peer.addr = %peer);
+        let placed = ctx.placement.pick();
+        let stream = match placed.handle {
+            None => Accepted::Here(stream),
+            // Taken off this thread's event loop, for the worker's.
+            Some(_) => match stream.into_std() {
+                Ok(stream) => Accepted::Moved(stream),
+                Err(error) => {
+                    debug!(%peer, %error, "cannot move an accepted connection to another thread");
+                    continue;
+                }
+            },
+        };
         let task = conn::serve(
             stream,
             record,
@@ -124,10 +134,15 @@ pub(crate) async fn accept_loop(
                 routing,
                 log: ctx.log.clone(),
                 metrics: Arc::clone(&ctx.metrics),
-                stop: stop_connections.clone(),
+                stop: placed.stop,
+                open: placed.open,
             },
         );
-        ctx.tracker.spawn(task.instrument(span));
+        let task = ctx.tracker.track_future(task.instrument(span));
+        match placed.handle {
+            None => drop(tokio::spawn(task)),
+            Some(worker) => drop(worker.spawn(task)),
+        }
     }
 }
 

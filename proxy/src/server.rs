@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,7 @@ use crate::metrics::Metrics;
 use crate::reload::ReloadHandle;
 use crate::routing::{Routing, backend_servers};
 use crate::slots::Pools;
+use crate::workers::Placement;
 
 /// Why a listener or the admin port could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +89,7 @@ pub struct Server {
     handoff: Option<HandoffServer>,
     /// The process this one takes over from, told to stop once we accept.
     takeover: Option<Takeover>,
-    /// Other runtimes that accept on every listener too (see `workers`).
+    /// Other runtimes that run connections too (see `workers`).
     workers: Vec<Handle>,
 }
 
@@ -240,8 +241,8 @@ impl Server {
         }
     }
 
-    /// Accept on every listener in each of these runtimes too (besides the
-    /// one that runs the server); each runs the connections it accepted.
+    /// Run connections on these runtimes too (besides the one that runs
+    /// the server and accepts), as [`Placement`] decides.
     pub fn spread_over(mut self, workers: Vec<Handle>) -> Server {
         self.workers = workers;
         self
@@ -268,6 +269,9 @@ impl Server {
         // loaded: serving, before anything announces an address.
         self.phase.send_replace(Phase::Serving);
         let mut loops = Vec::with_capacity(self.listeners.len());
+        // Built once for every listener: the open-connection counts are
+        // the threads'.
+        let placement = Placement::new(&self.workers, &stop_connections);
         for (state, socket) in self.listeners {
             if let Ok(addr) = socket.local_addr() {
                 info!(listener = %state.config.name, %addr, "listening");
@@ -278,29 +282,8 @@ impl Server {
                 metrics: Arc::clone(&self.metrics),
                 tracker: tracker.clone(),
                 stop_accepting: stop_accepting.clone(),
-                stop_connections: stop_connections.clone(),
+                placement: placement.clone(),
             };
-            for worker in &self.workers {
-                // A duplicate of the same socket: one backlog, whichever
-                // thread is free takes the next connection.
-                match socket.as_fd().try_clone_to_owned() {
-                    Ok(fd) => {
-                        let socket = std::net::TcpListener::from(fd);
-                        let (state, ctx) = (Arc::clone(&state), ctx.clone());
-                        loops.push(worker.spawn(async move {
-                            match TcpListener::from_std(socket) {
-                                Ok(socket) => accept_loop(socket, state, ctx).await,
-                                Err(error) => {
-                                    warn!(listener = %state.config.name, %error, "a worker thread cannot accept on this listener");
-                                }
-                            }
-                        }));
-                    }
-                    Err(error) => {
-                        warn!(listener = %state.config.name, %error, "cannot share the listener with a worker thread");
-                    }
-                }
-            }
             loops.push(tokio::spawn(accept_loop(socket, state, ctx)));
         }
         let admin_task = self.admin.map(|socket| {
