@@ -119,11 +119,12 @@ bench-idle: deps
 	$(CARGO) build --release -p passthru -p passthru-benches --bins
 	$(RAISE_NOFILE); $(TARGET_DIR)/release/loadgen idle --connections 10000
 
-## bench-syscalls: system calls per keep-alive request, by call, for passthru, HAProxy and nginx (perf stat, or strace -c -f; ~1 min)
+## bench-syscalls: system calls and context switches per keep-alive request, then per new TLS connection, by call, for passthru, HAProxy and nginx (perf stat, or strace -c -f; ~2 min)
 BENCH_SYSCALLS_SECONDS ?= 5
 bench-syscalls: deps
 	$(CARGO) build --release -p passthru -p passthru-benches --bins
 	$(TARGET_DIR)/release/loadgen syscalls --seconds $(BENCH_SYSCALLS_SECONDS)
+	$(TARGET_DIR)/release/loadgen syscalls --seconds $(BENCH_SYSCALLS_SECONDS) --close
 
 ## bench-micro: criterion micro-benchmarks (ClientHello parse, route lookup, PROXY headers)
 bench-micro:
