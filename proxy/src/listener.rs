@@ -32,8 +32,6 @@ pub struct ListenerState {
     pub pending: Arc<Semaphore>,
     /// Open connections per client address (`max_connections_per_client`).
     pub clients: Arc<ClientTable>,
-    /// When an accept failure was last logged, by any thread's loop.
-    pub accept_warned: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// What an accept loop needs besides its socket.
@@ -55,6 +53,7 @@ pub(crate) async fn accept_loop(
     state: Arc<ListenerState>,
     ctx: AcceptContext,
 ) {
+    let mut last_warning: Option<tokio::time::Instant> = None;
     let mut failures: u64 = 0;
     loop {
         let accepted = tokio::select! {
@@ -68,8 +67,10 @@ pub(crate) async fn accept_loop(
                 // EMFILE, ENFILE, ENOBUFS…: back off instead of spinning, and
                 // log once per interval, not once per attempt.
                 failures += 1;
-                if state.warn_now() {
+                let now = tokio::time::Instant::now();
+                if last_warning.is_none_or(|at| now.duration_since(at) >= ACCEPT_WARN_INTERVAL) {
                     warn!(listener = %state.config.name, %error, failures, "accept failed; pausing accepts briefly (out of file descriptors?)");
+                    last_warning = Some(now);
                     failures = 0;
                 }
                 tokio::select! {
@@ -143,23 +144,6 @@ pub(crate) async fn accept_loop(
             None => drop(tokio::spawn(task)),
             Some(worker) => drop(worker.spawn(task)),
         }
-    }
-}
-
-impl ListenerState {
-    /// Whether an accept failure may be logged now: once per
-    /// [`ACCEPT_WARN_INTERVAL`] for the listener, whichever thread hit it.
-    fn warn_now(&self) -> bool {
-        let now = tokio::time::Instant::now();
-        let mut last = self
-            .accept_warned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.is_some_and(|at| now.duration_since(at) < ACCEPT_WARN_INTERVAL) {
-            return false;
-        }
-        *last = Some(now);
-        true
     }
 }
 

@@ -91,8 +91,8 @@ fn run(path: PathBuf, format: Format, takeover: Option<PathBuf>, threads: Option
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    // This thread's runtime runs the server and accepts; one worker thread
-    // per further CPU accepts and forwards too (see `workers`).
+    // This thread's runtime runs the server and accepts; the other threads
+    // forward the connections placed on them (see `workers`).
     let threads = threads.map_or_else(workers::default_threads, usize::from);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -157,7 +157,6 @@ impl Server {
                 pending: Arc::new(Semaphore::new(l.max_pending)),
                 clients: Arc::new(ClientTable::new(l.client_limit.clone())),
                 config: Arc::new(running),
-                accept_warned: std::sync::Mutex::default(),
             };
             listeners.push((Arc::new(state), socket));
         }

@@ -27,8 +27,8 @@ use std::time::Duration;
 use tokio::runtime::{Builder, Handle};
 use tokio_util::sync::CancellationToken;
 
-/// Threads, each with its own single-threaded runtime, that run the accept
-/// loops and connections the server spreads over them.
+/// Threads, each with its own single-threaded runtime, that run the
+/// connections [`Placement`] puts on them.
 #[derive(Debug)]
 pub struct Workers {
     handles: Vec<Handle>,
@@ -71,7 +71,7 @@ impl Workers {
         Ok(workers)
     }
 
-    /// The runtimes to spread accept loops over.
+    /// The runtimes new connections may be placed on.
     pub fn handles(&self) -> Vec<Handle> {
         self.handles.clone()
     }
