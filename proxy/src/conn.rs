@@ -544,9 +544,14 @@ fn forward<'a>(
             Err(end) => end,
             Ok(()) => {
                 let counters = Counters::default();
+                // Through a `via` hop, keepalive is already set (on the
+                // hop's socket); directly, only once the connection lasts.
+                let config = &ready.backend.config;
+                let keepalive = config.tcp_keepalive.filter(|_| config.via.is_none());
                 let end = forward_with(
                     client,
                     &ready.server,
+                    keepalive,
                     ready.backend.config.idle_timeout,
                     ctx.routing.forwarding,
                     ready.tap.as_deref().map(|t| t as &dyn Tap),

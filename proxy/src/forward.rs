@@ -81,9 +81,13 @@ pub trait Tap: Sync {
 
 /// Copy both ways until both directions are done, the idle timeout
 /// expires, or `stop` is cancelled; `tap` sees the bytes while it wants them.
+/// `server_keepalive`: keepalive to set on `server` once the connection
+/// has lasted [`KEEPALIVE_AFTER`].
+#[allow(clippy::too_many_arguments)]
 pub async fn forward_with(
     client: &TcpStream,
     server: &TcpStream,
+    server_keepalive: Option<Duration>,
     idle_timeout: Option<Duration>,
     mode: Forwarding,
     tap: Option<&dyn Tap>,
@@ -121,7 +125,7 @@ pub async fn forward_with(
     };
     tokio::select! {
         end = copy => end,
-        () = idle(idle_timeout, &last, epoch) => End::IdleTimeout,
+        () = idle(idle_timeout, &last, epoch, server_keepalive.map(|k| (server, k))) => End::IdleTimeout,
         () = stop.cancelled() => End::Stopped,
     }
 }
@@ -387,18 +391,44 @@ fn read_draining(from: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Read> {
     }
 }
 
-async fn idle(timeout: Option<Duration>, last: &AtomicU64, epoch: Instant) {
-    let Some(timeout) = timeout else {
-        return std::future::pending().await;
-    };
+/// Return once no byte has passed either way for `timeout`. On the way,
+/// once the connection has lasted [`KEEPALIVE_AFTER`], set `keepalive`'s
+/// probes on its socket: most connections end sooner, and they are spared
+/// the four system calls (the probes only matter after a long silence).
+async fn idle(
+    timeout: Option<Duration>,
+    last: &AtomicU64,
+    epoch: Instant,
+    mut keepalive: Option<(&TcpStream, Duration)>,
+) {
+    let keepalive_at = epoch + KEEPALIVE_AFTER;
     loop {
-        let at = epoch + Duration::from_millis(last.load(Ordering::Relaxed)) + timeout;
-        if Instant::now() >= at {
+        let idle_at =
+            timeout.map(|t| epoch + Duration::from_millis(last.load(Ordering::Relaxed)) + t);
+        let now = Instant::now();
+        if idle_at.is_some_and(|at| now >= at) {
             return;
         }
-        sleep_until(at).await;
+        if let Some((socket, probes_after)) = keepalive {
+            if now >= keepalive_at {
+                passthru_net::dial::set_keepalive(socket, probes_after);
+                keepalive = None;
+                continue;
+            }
+        }
+        let wake = match (idle_at, keepalive.is_some()) {
+            (Some(at), true) => at.min(keepalive_at),
+            (Some(at), false) => at,
+            (None, true) => keepalive_at,
+            (None, false) => return std::future::pending().await,
+        };
+        sleep_until(wake).await;
     }
 }
+
+/// How long a forwarded connection lasts before its server socket gets
+/// keepalive probes.
+pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(1);
 
 /// Longest wait for a live peer to take the bytes passthru already wrote
 /// to it before the reset is passed on (also bounded by `idle_timeout`).
@@ -412,3 +442,54 @@ const BUFFER_SIZE: usize = 64 * 1024;
 /// With `forwarding = "auto"`, a direction switches to splice after this
 /// many bytes: bulk transfers, not request/response exchanges.
 pub const AUTO_SPLICE_AFTER: u64 = 4 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+    use tokio::time::sleep;
+
+    use super::*;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (far, _) = listener.accept().await.unwrap();
+        (near, far)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_server_socket_gets_keepalive_once_the_connection_lasts() {
+        let (client_far, client) = pair().await;
+        let (server, server_far) = pair().await;
+        let (counters, stop) = (Counters::default(), CancellationToken::new());
+        let probes_after = Duration::from_secs(42);
+        let forwarding = forward_with(
+            &client,
+            &server,
+            Some(probes_after),
+            None,
+            Forwarding::Copy,
+            None,
+            &counters,
+            &stop,
+        );
+        let mut forwarding = pin!(forwarding);
+        tokio::select! {
+            end = &mut forwarding => panic!("ended early: {end:?}"),
+            () = sleep(KEEPALIVE_AFTER / 2) => {}
+        }
+        assert!(!SockRef::from(&server).keepalive().unwrap(), "set too soon");
+        tokio::select! {
+            end = &mut forwarding => panic!("ended early: {end:?}"),
+            () = sleep(KEEPALIVE_AFTER) => {}
+        }
+        let sock = SockRef::from(&server);
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), probes_after);
+        assert!(!SockRef::from(&client).keepalive().unwrap());
+        drop((client_far, server_far));
+        assert_eq!(forwarding.await, End::Closed);
+    }
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use passthru_net::ServerAddr;
-use passthru_net::dial::{DialError, dial};
+use passthru_net::dial::{DialError, dial_sending};
 use passthru_net::io::write_all_vectored;
 use passthru_net::tunnel::{HopError, tunnel_with_keepalive};
 use tokio::net::TcpStream;
@@ -150,10 +150,12 @@ async fn dial_and_replay(
 ) -> Result<(Upstream, std::time::Duration), UpstreamError> {
     let cfg = &backend.config;
     let started = Instant::now();
+    // Directly, `initial` leaves with the connect (what the server did not
+    // take at once is written below); through the hop, after its answer.
     let opened = match &cfg.via {
-        None => dial(server, cfg.connect_timeout, cfg.tcp_keepalive)
+        None => dial_sending(server, cfg.connect_timeout, initial)
             .await
-            .map(|s| (s, Bytes::new()))
+            .map(|(s, sent)| (s, Bytes::new(), sent))
             .map_err(UpstreamError::from),
         Some(via) => tunnel_with_keepalive(
             via,
@@ -164,13 +166,13 @@ async fn dial_and_replay(
         .await
         .map(|t| {
             passthru_net::dial::set_options(&t.stream, cfg.tcp_keepalive);
-            (t.stream, t.leftover)
+            (t.stream, t.leftover, 0)
         })
         .map_err(UpstreamError::from),
     };
     let connect_time = started.elapsed();
-    let (stream, leftover) = match opened {
-        Ok(pair) => pair,
+    let (stream, leftover, sent) = match opened {
+        Ok(opened) => opened,
         Err(error) => {
             if let Some(suppressed) = logging::allow(&format!("{}/{server}", cfg.name)) {
                 warn!(backend = %cfg.name, %server, %error, suppressed, "server unreachable; trying the next server");
@@ -180,7 +182,8 @@ async fn dial_and_replay(
     };
     // A server that accepts but does not read gets `connect_timeout` to
     // take the buffered bytes (at most `max_client_hello` and a PROXY header).
-    let written = timeout(cfg.connect_timeout, write_all_vectored(&stream, initial))
+    let rest = unsent(initial, sent);
+    let written = timeout(cfg.connect_timeout, write_all_vectored(&stream, &rest))
         .await
         .unwrap_or_else(|_| {
             Err(std::io::Error::new(
@@ -206,4 +209,32 @@ async fn dial_and_replay(
         },
         connect_time,
     ))
+}
+
+/// What is left of `parts` once the first `sent` bytes are gone.
+fn unsent<'a>(parts: &[&'a [u8]], mut sent: usize) -> Vec<&'a [u8]> {
+    let mut rest = Vec::with_capacity(parts.len());
+    for part in parts {
+        let skip = sent.min(part.len());
+        sent -= skip;
+        if skip < part.len() {
+            rest.push(&part[skip..]);
+        }
+    }
+    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsent_skips_what_left_across_parts() {
+        let parts: [&[u8]; 3] = [b"PROXY", b"", b"hello"];
+        assert_eq!(unsent(&parts, 0), vec![&b"PROXY"[..], &b"hello"[..]]);
+        assert_eq!(unsent(&parts, 3), vec![&b"XY"[..], &b"hello"[..]]);
+        assert_eq!(unsent(&parts, 5), vec![&b"hello"[..]]);
+        assert_eq!(unsent(&parts, 7), vec![&b"llo"[..]]);
+        assert!(unsent(&parts, 10).is_empty());
+    }
 }
