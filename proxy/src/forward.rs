@@ -409,12 +409,12 @@ async fn idle(
         if idle_at.is_some_and(|at| now >= at) {
             return;
         }
-        if let Some((socket, probes_after)) = keepalive {
-            if now >= keepalive_at {
-                passthru_net::dial::set_keepalive(socket, probes_after);
-                keepalive = None;
-                continue;
-            }
+        if let Some((socket, probes_after)) = keepalive
+            && now >= keepalive_at
+        {
+            passthru_net::dial::set_keepalive(socket, probes_after);
+            keepalive = None;
+            continue;
         }
         let wake = match (idle_at, keepalive.is_some()) {
             (Some(at), true) => at.min(keepalive_at),
