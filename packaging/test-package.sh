@@ -40,7 +40,8 @@ for path in \
     /usr/lib/systemd/system/passthru.service /usr/lib/systemd/system/passthru.socket \
     /etc/passthru/passthru.toml \
     /usr/share/doc/passthru/README.md /usr/share/doc/passthru/operations.md \
-    /usr/share/doc/passthru/configuration.md /usr/share/doc/passthru/copyright; do
+    /usr/share/doc/passthru/configuration.md /usr/share/doc/passthru/copyright \
+    /usr/share/doc/passthru/third-party-licences.txt; do
     grep -qx -- "$path" <<<"$contents" || fail "$path is not in $deb"
 done
 conffiles=$(dpkg-deb -I "$deb" conffiles)
@@ -55,6 +56,9 @@ getent passwd passthru >/dev/null || fail "the passthru system user was not crea
 /usr/bin/passthru --version | grep -Eq '^passthru [0-9.]+ \((commit [0-9a-f]+|built outside a git checkout, commit unknown)\)$' \
     || fail "unexpected --version: $(/usr/bin/passthru --version)"
 /usr/bin/passthru check --config "$conf" || fail "the installed configuration does not pass passthru check"
+notices=/usr/share/doc/passthru/third-party-licences.txt
+grep -q '^======== tikv-jemalloc-sys ' "$notices" && grep -q 'Redistribution and use in source and binary forms' "$notices" \
+    || fail "$notices does not carry jemalloc's licence"
 
 echo "package test: man pages"
 for page in /usr/share/man/man1/passthru*.1* /usr/share/man/man1/lb-sim*.1* /usr/share/man/man5/passthru.toml.5*; do

@@ -6,7 +6,9 @@
 //!   `cli.rs` files the binaries compile);
 //! - `OUT_DIR/man/passthru.toml.5`: every configuration key, converted from
 //!   docs/configuration.md;
-//! - `OUT_DIR/completions/{bash,zsh,fish}/…`: shell completions.
+//! - `OUT_DIR/completions/{bash,zsh,fish}/…`: shell completions;
+//! - `OUT_DIR/third-party-licences.txt`: the licence and notice files of
+//!   every crate compiled into the binaries (see `licences.rs`).
 //!
 //! Only `make package` runs it; the product binaries do not link
 //! clap_mangen or clap_complete.
@@ -20,6 +22,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 mod config_page;
+mod licences;
 
 #[allow(dead_code)]
 #[path = "../../proxy/src/cli.rs"]
@@ -84,6 +87,9 @@ fn write_all(out: &Path) -> io::Result<Vec<PathBuf>> {
             written.push(clap_complete::generate_to(shell, &mut command, name, &dir)?);
         }
     }
+    let (licences, crates) = licences::write(out)?;
+    println!("{} lists {crates} third-party crates", licences.display());
+    written.push(licences);
     Ok(written)
 }
 
