@@ -173,7 +173,10 @@ async fn connect_sending(
     let sent = if first.is_empty() {
         0
     } else {
-        match socket.send_vectored(first) {
+        // MSG_NOSIGNAL: a server that already closed is an error here,
+        // never a SIGPIPE.
+        let flags = rustix::net::SendFlags::NOSIGNAL.bits() as i32;
+        match socket.send_vectored_with_flags(first, flags) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
             Err(e) => return Err(e),
@@ -289,6 +292,59 @@ const KEEPALIVE_RETRIES: u32 = 4;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_first_bytes_leave_with_the_connect() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = ServerAddr {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let (stream, sent) =
+            dial_sending(&server, Duration::from_secs(5), &[b"PROXY ", b"", b"hello"])
+                .await
+                .unwrap();
+        assert_eq!(sent, 11, "everything taken at once on loopback");
+        assert!(SockRef::from(&stream).tcp_nodelay().unwrap());
+        assert!(
+            !SockRef::from(&stream).keepalive().unwrap(),
+            "keepalive is for later"
+        );
+        let (mut accepted, _) = listener.accept().await.unwrap();
+        drop(stream);
+        let mut got = Vec::new();
+        accepted.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"PROXY hello");
+        // Nothing to send: a plain connect.
+        let (_stream, sent) = dial_sending(&server, Duration::from_secs(5), &[])
+            .await
+            .unwrap();
+        assert_eq!(sent, 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connect_with_bytes_to_send_is_a_connect_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let server = ServerAddr {
+            host: "127.0.0.1".into(),
+            port: addr.port(),
+        };
+        match dial_sending(&server, Duration::from_secs(5), &[b"hello"]).await {
+            Err(DialError::Connect {
+                addr: tried,
+                source,
+                ..
+            }) => {
+                assert_eq!(tried, addr);
+                assert_eq!(source.kind(), io::ErrorKind::ConnectionRefused);
+            }
+            other => panic!("expected a connect error, got {other:?}"),
+        }
+    }
 
     #[tokio::test]
     async fn a_name_resolves_and_its_answer_is_reused() {
