@@ -11,8 +11,9 @@
 //! buffer, and a busy one allocates nothing while its peer keeps up). On Linux, a
 //! direction can instead move bytes with `splice(2)` through a pipe, never
 //! through user space: always (`forwarding = "splice"`), or once it has
-//! carried [`AUTO_SPLICE_AFTER`] bytes (`"auto"`, so that small exchanges
-//! keep the cheaper copy and its two fewer descriptors). While a [`Tap`]
+//! carried [`AUTO_SPLICE_AFTER`] bytes in large reads (`"auto"`, so that
+//! small exchanges keep the cheaper copy and its two fewer descriptors,
+//! however long the connection lives). While a [`Tap`]
 //! still wants the bytes (handshake observation), a direction copies.
 
 use std::io;
@@ -235,7 +236,7 @@ async fn pump(
     activity: Activity<'_>,
 ) -> Result<(), Failed> {
     let mut tapping = tap.is_some();
-    let mut moved: u64 = 0;
+    let mut bulk = Bulk::default();
     // Empty (no allocation) while the receiving peer keeps up.
     let mut own: Vec<u8> = Vec::new();
     loop {
@@ -243,7 +244,7 @@ async fn pump(
             && match mode {
                 Forwarding::Copy => false,
                 Forwarding::Splice => true,
-                Forwarding::Auto => moved >= AUTO_SPLICE_AFTER,
+                Forwarding::Auto => bulk.is_bulk(),
             };
         #[cfg(target_os = "linux")]
         if splice_now && let Some(pipe) = splice::Pipe::new() {
@@ -271,7 +272,7 @@ async fn pump(
                     if drained {
                         own = Vec::new();
                     }
-                    moved += n as u64;
+                    bulk.saw(n);
                     dir.count.fetch_add(n as u64, Ordering::Relaxed);
                     activity.touch();
                 }
@@ -311,13 +312,40 @@ async fn pump(
                     write_all(to, &own).await.map_err(|_| Failed::Writer)?;
                     own.clear();
                 }
-                moved += n as u64;
+                bulk.saw(n);
                 dir.count.fetch_add(n as u64, Ordering::Relaxed);
                 activity.touch();
             }
         }
     }
 }
+
+/// What `forwarding = "auto"` watches in one direction: the bytes that
+/// came in large reads (at least [`LARGE_READ`], more than a full TLS
+/// record: the sender is ahead, as in a download). Once they reach
+/// [`AUTO_SPLICE_AFTER`], the direction is bulk and switches to splice. A
+/// long-lived connection of small request/response exchanges never does,
+/// however many bytes it carries: for small messages splice makes as many
+/// calls as recv/send, each dearer.
+#[derive(Debug, Default)]
+struct Bulk {
+    in_large_reads: u64,
+}
+
+impl Bulk {
+    fn saw(&mut self, read: usize) {
+        if read >= LARGE_READ {
+            self.in_large_reads += read as u64;
+        }
+    }
+
+    fn is_bulk(&self) -> bool {
+        self.in_large_reads >= AUTO_SPLICE_AFTER
+    }
+}
+
+/// A read this large means the sender is ahead of the copy.
+const LARGE_READ: usize = 16 * 1024;
 
 thread_local! {
     /// The copy buffer of every connection this thread runs: a connection
@@ -440,7 +468,8 @@ pub const SENT_WAIT: Duration = Duration::from_secs(10);
 const BUFFER_SIZE: usize = 64 * 1024;
 
 /// With `forwarding = "auto"`, a direction switches to splice after this
-/// many bytes: bulk transfers, not request/response exchanges.
+/// many bytes in large reads: bulk transfers, not request/response
+/// exchanges (see [`Bulk`]).
 pub const AUTO_SPLICE_AFTER: u64 = 4 * 1024 * 1024;
 
 #[cfg(test)]
@@ -457,6 +486,31 @@ mod tests {
             .unwrap();
         let (far, _) = listener.accept().await.unwrap();
         (near, far)
+    }
+
+    #[test]
+    fn auto_switches_on_bulk_reads_not_on_many_small_ones() {
+        let mut chatty = Bulk::default();
+        // 100 MB of 300-byte messages: a long-lived agent connection.
+        for _ in 0..350_000 {
+            chatty.saw(300);
+        }
+        assert!(!chatty.is_bulk());
+        let mut download = Bulk::default();
+        for _ in 0..63 {
+            download.saw(BUFFER_SIZE);
+        }
+        assert!(!download.is_bulk(), "just under 4 MiB");
+        download.saw(BUFFER_SIZE);
+        assert!(download.is_bulk());
+        // Small reads in between do not reset it.
+        let mut mixed = Bulk::default();
+        for _ in 0..AUTO_SPLICE_AFTER / LARGE_READ as u64 {
+            assert!(!mixed.is_bulk());
+            mixed.saw(LARGE_READ);
+            mixed.saw(100);
+        }
+        assert!(mixed.is_bulk());
     }
 
     #[tokio::test(start_paused = true)]

@@ -156,7 +156,8 @@ async fn sixteen_mib_each_way_through_the_copy_loop() {
 }
 
 /// `len` bytes each way with SHA-256 compared and half-closes in both
-/// directions (with the default `auto`, 64 MiB switches to splice after 4 MiB).
+/// directions (with the default `auto`, 64 MiB switches to splice after 4 MiB
+/// in large reads).
 async fn bulk_both_ways(forwarding: Option<&str>, len: usize) {
     let hello = client_hello(Some("gw.example.com"), &[]);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
