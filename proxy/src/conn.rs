@@ -205,7 +205,7 @@ async fn open<'r>(
     let (cfg, routing, metrics, stop) = (&*ctx.listener, &*ctx.routing, &*ctx.metrics, &ctx.stop);
     let mut side = ClientSide::new(client, cfg.client_hello_timeout);
     let mut front = Front::default();
-    let (hello, backend) = tokio::select! {
+    let admitted = tokio::select! {
         admitted = admit(
             &mut side,
             &mut front,
@@ -215,14 +215,23 @@ async fn open<'r>(
             record,
             metrics,
             Some(pending),
-        ) => admitted?,
-        () = stop.cancelled() => return Err(Outcome::Stopped),
+        ) => Some(admitted),
+        () = stop.cancelled() => None,
     };
+    let Some(admitted) = admitted else {
+        fingerprint(&side, &front, record);
+        return Err(Outcome::Stopped);
+    };
+    let (hello, backend) = admitted?;
     let opened = tokio::select! {
         opened = open_upstream(&side, &hello, backend, record, metrics) => opened,
         () = stop.cancelled() => Err(Early::Outcome(Outcome::Stopped)),
     };
-    let upstream = settle(&mut side, &front, opened, cfg, record, metrics).await?;
+    let settled = settle(&mut side, &front, opened, cfg, record, metrics).await;
+    // The hello is with the server (or refused): its fingerprint is off
+    // the path that handshake waits on.
+    fingerprint(&side, &front, record);
+    let upstream = settled?;
     // Delivered: the hello's bytes are counted, and go to the tap, not on.
     let tap = cfg.observe_handshake.then(|| Box::new(ObserverTap::new()));
     if let Some(tap) = &tap {
@@ -281,6 +290,9 @@ async fn settle<T, S: AsyncRead + AsyncWrite + Unpin>(
     record: &mut AccessRecord,
     metrics: &Metrics,
 ) -> Result<T, Outcome> {
+    if result.is_err() {
+        fingerprint(side, front, record);
+    }
     match result {
         Ok(value) => Ok(value),
         Err(Early::Outcome(outcome)) => Err(outcome),
@@ -297,6 +309,16 @@ async fn settle<T, S: AsyncRead + AsyncWrite + Unpin>(
             }
             Err(Outcome::Refused(refusal))
         }
+    }
+}
+
+/// The ClientHello's JA4 into the record, once it was read: computed only
+/// after the hello went on to its server, or at the end that stopped it
+/// (a refusal, passthru stopping), so that its hashing is not on the
+/// handshake's path.
+fn fingerprint<S>(side: &ClientSide<'_, S>, front: &Front, record: &mut AccessRecord) {
+    if front.hello_version.is_some() && record.ja4.is_none() {
+        record.ja4 = clienthello::ja4(&side.buf);
     }
 }
 
@@ -428,7 +450,6 @@ async fn read_front<S: AsyncRead + AsyncWrite + Unpin>(
     record.sni.clone_from(&hello.server_name);
     record.alpn = std::mem::take(&mut hello.alpn);
     record.tls_version = Some(hello.offered_version_name());
-    record.ja4 = clienthello::ja4(&side.buf);
     record.key_shares = Some(std::mem::take(&mut hello.key_shares));
     if let Some(host) = &front.connect_host
         && !sni_is(&hello, host)

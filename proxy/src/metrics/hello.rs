@@ -101,7 +101,10 @@ impl HelloMetrics {
         records: usize,
         key_shares: impl Iterator<Item = &'static str> + 'a,
     ) {
-        let known = self.listeners.read().unwrap_or_else(PoisonError::into_inner);
+        let known = self
+            .listeners
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let Some(series) = known.get(listener) else {
             drop(known);
             self.keep_listener(listener);
@@ -128,7 +131,10 @@ impl HelloMetrics {
 
     /// Create and keep the listener's series (on its first hello).
     fn keep_listener(&self, listener: &str) {
-        let mut known = self.listeners.write().unwrap_or_else(PoisonError::into_inner);
+        let mut known = self
+            .listeners
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if known.contains_key(listener) {
             return;
         }
@@ -153,7 +159,10 @@ impl HelloMetrics {
                 group,
             })
             .clone();
-        let mut known = self.listeners.write().unwrap_or_else(PoisonError::into_inner);
+        let mut known = self
+            .listeners
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(series) = known.get_mut(listener) {
             series.key_shares.insert(group, counter.clone());
         }

@@ -53,6 +53,7 @@ async fn exact_wildcard_alpn_and_default() {
         assert_eq!(record.backend.as_deref(), Some(*want));
         assert_eq!(record.sni.as_deref(), *sni);
         assert_eq!(record.outcome, "ok");
+        assert!(record.ja4.is_some(), "no ja4 for sni {sni:?}");
     }
 }
 
@@ -70,6 +71,8 @@ async fn no_route_gets_an_unrecognized_name_alert() {
     let record = proxy.next_record().await;
     assert_eq!(record.outcome, "no_route");
     assert_eq!(record.sni.as_deref(), Some("unknown.example.com"));
+    // A refused hello is still fingerprinted.
+    assert!(record.ja4.is_some(), "no ja4 for a refused hello");
 
     // A TLS 1.0 client gets the alert in a TLS 1.0 record.
     let mut old = fixture("openssl-tls10.bin");
@@ -97,6 +100,7 @@ async fn all_servers_down_gets_an_internal_error_alert() {
     assert_eq!(record.outcome, "upstream_unavailable");
     assert_eq!(record.backend.as_deref(), Some("gw"));
     assert_eq!(record.server, None);
+    assert!(record.ja4.is_some(), "no ja4 when no server took the hello");
 }
 
 #[tokio::test]
