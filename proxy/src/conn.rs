@@ -573,7 +573,7 @@ fn forward<'a>(
                     client,
                     &ready.server,
                     keepalive,
-                    ready.backend.config.idle_timeout,
+                    config.idle_timeout,
                     ctx.routing.forwarding,
                     ready.tap.as_deref().map(|t| t as &dyn Tap),
                     &counters,

@@ -164,10 +164,8 @@ async fn dial_and_replay(
             cfg.tcp_keepalive,
         )
         .await
-        .map(|t| {
-            passthru_net::dial::set_options(&t.stream, cfg.tcp_keepalive);
-            (t.stream, t.leftover, 0)
-        })
+        // The hop's socket got TCP_NODELAY and keepalive when dialled.
+        .map(|t| (t.stream, t.leftover, 0))
         .map_err(UpstreamError::from),
     };
     let connect_time = started.elapsed();
