@@ -51,9 +51,9 @@ pub(crate) enum Command {
         #[arg(long, value_name = "SOCKET")]
         takeover: Option<PathBuf>,
         /// Threads that forward connections, each with its own event loop
-        /// (a connection stays on one thread; the first also accepts and
-        /// serves the admin port). Default: one per two CPUs this process
-        /// may use, at least one.
+        /// (the first also accepts and serves the admin port; new
+        /// connections stay on it, lasting ones spread over all). Default:
+        /// one per CPU this process may use.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
         threads: Option<u16>,
     },

@@ -19,14 +19,15 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tokio_util::task::task_tracker::TaskTrackerToken;
+use tracing::{Instrument, debug, warn};
 
 use crate::access_log::{AccessLog, AccessRecord, Observed};
 use crate::backend::Backend;
 use crate::client_limit::{AtLimit, ClientSlot, ClientTable};
 use crate::clienthello::{self, ClientHello};
 use crate::config::{ExpectProxy, ListenerConfig, SendProxy};
-use crate::forward::{Counters, End, Tap, forward_with};
+use crate::forward::{Counters, End, Progress, Tap, forward_with};
 use crate::front::{
     Answering, ClientSide, HelloError, answer, answer_connect_ok, read_client_hello, read_connect,
     read_proxy_header,
@@ -40,6 +41,7 @@ use crate::route::{MatchKind, ServerNamePattern};
 use crate::routing::Routing;
 use crate::slots::Slot;
 use crate::upstream::{self, Upstream};
+use crate::workers::{Moved, Open, Placement};
 
 /// What a connection needs from its listener and server.
 #[derive(Debug)]
@@ -57,7 +59,9 @@ pub struct ConnContext {
     /// Cancelled when open connections must end (drain timeout).
     pub stop: CancellationToken,
     /// Counts the connection as open on its thread until it ends.
-    pub open: crate::workers::Open,
+    pub open: Open,
+    /// The threads: where the connection moves once it lasts.
+    pub placement: Option<Placement>,
 }
 
 /// Serve one accepted connection and account for it. `permit` is the
@@ -101,14 +105,55 @@ pub fn serve(
         // in the task for the life of the connection, which holds only what
         // forwarding needs (see "Memory per idle connection" in
         // docs/benchmarking.md).
-        let ended = async {
-            let ready = Box::pin(open(&mut stream, &ctx, &mut record, pending)).await?;
-            Ok(forward(&stream, ready, &ctx, &mut record).await)
+        let ready = match Box::pin(open(&mut stream, &ctx, &mut record, pending)).await {
+            Ok(ready) => ready,
+            Err(outcome) => {
+                record.duration = started.elapsed();
+                account(record, Err(outcome), &ctx.metrics, &ctx.log, Opened::Yes);
+                drop(permit);
+                return;
+            }
+        };
+        let replayed = replay(&stream, &ready.leftover).await;
+        record.bytes_down = ready.leftover.len() as u64;
+        let Ready {
+            server,
+            leftover: _,
+            server_slot,
+            backend,
+            tap,
+            client_slot,
+        } = ready;
+        let config = &backend.config;
+        // Through a `via` hop, keepalive is already set (on the hop's
+        // socket); directly, only once the connection lasts.
+        let keepalive = config.tcp_keepalive.filter(|_| config.via.is_none());
+        // The copy runs in a task of its own, counted by the tracker like
+        // this one: this task (its upvars, the front steps' state) is freed
+        // now, and what a forwarded connection holds is only the copy's
+        // state, owned, so that it can move to another thread.
+        let counted = ctx.placement.as_ref().map(Placement::token);
+        let copying = Copying {
+            _counted: counted,
+            progress: Progress::new(),
+            counters: Counters::default(),
+            keepalive,
+            tap,
+            backend,
+            _server_slot: server_slot,
+            _client_slot: client_slot,
+            record,
+            ctx,
+            started,
+            _permit: permit,
+        };
+        match replayed {
+            Ok(()) => {
+                let copy = copy(stream, server, copying).instrument(tracing::Span::current());
+                drop(tokio::spawn(copy));
+            }
+            Err(end) => copying.finish(end),
         }
-        .await;
-        record.duration = started.elapsed();
-        account(record, ended, &ctx.metrics, &ctx.log, Opened::Yes);
-        drop(permit);
     }
 }
 
@@ -179,29 +224,29 @@ pub(crate) fn account(
 }
 
 /// What the front steps hand to forwarding.
-struct Ready<'r> {
+struct Ready {
     /// The server connection, the ClientHello delivered.
     server: TcpStream,
     /// Bytes the `via` hop sent after its answer, for the client first.
     leftover: Bytes,
     /// The connection's place on its server.
-    _server_slot: Slot,
+    server_slot: Slot,
     /// Its backend.
-    backend: &'r Arc<Backend>,
+    backend: Arc<Backend>,
     /// Handshake observation (`observe_handshake`), fed the bytes so far.
     tap: Option<Box<ObserverTap>>,
     /// The connection's place in `max_connections_per_client`.
-    _client_slot: Option<ClientSlot>,
+    client_slot: Option<ClientSlot>,
 }
 
 /// Wire steps 1-6 up to forwarding: read the front, route, reach a server
 /// and deliver the buffered bytes to it; a refusal is answered here.
-async fn open<'r>(
+async fn open(
     client: &mut TcpStream,
-    ctx: &'r ConnContext,
+    ctx: &ConnContext,
     record: &mut AccessRecord,
     pending: OwnedSemaphorePermit,
-) -> Result<Ready<'r>, Outcome> {
+) -> Result<Ready, Outcome> {
     let (cfg, routing, metrics, stop) = (&*ctx.listener, &*ctx.routing, &*ctx.metrics, &ctx.stop);
     let mut side = ClientSide::new(client, cfg.client_hello_timeout);
     let mut front = Front::default();
@@ -249,10 +294,10 @@ async fn open<'r>(
     Ok(Ready {
         server: stream,
         leftover,
-        _server_slot: server_slot,
-        backend,
+        server_slot,
+        backend: Arc::clone(backend),
         tap,
-        _client_slot: front.client_slot.take(),
+        client_slot: front.client_slot.take(),
     })
 }
 
@@ -546,53 +591,148 @@ async fn replay(client: &TcpStream, leftover: &[u8]) -> Result<(), End> {
 /// 16 KiB) before the copy starts.
 const REPLAY_WAIT: Duration = Duration::from_secs(10);
 
-/// Wire step 6: the hop's leftover bytes to the client, then the copy, both
-/// directions until both are done, the idle timeout, or `stop`; the bytes
-/// each way go into `record`. Returns an `async move` block for the same
-/// reason as [`serve`]: `ready` is kept once in the task.
-#[allow(clippy::manual_async_fn)]
-fn forward<'a>(
-    client: &'a TcpStream,
-    mut ready: Ready<'a>,
-    ctx: &'a ConnContext,
-    record: &'a mut AccessRecord,
-) -> impl Future<Output = End> + Send + 'a {
-    async move {
-        let replayed = replay(client, &ready.leftover).await;
-        record.bytes_down = ready.leftover.len() as u64;
-        ready.leftover = Bytes::new();
-        let end = match replayed {
-            Err(end) => end,
-            Ok(()) => {
-                let counters = Counters::default();
-                // Through a `via` hop, keepalive is already set (on the
-                // hop's socket); directly, only once the connection lasts.
-                let config = &ready.backend.config;
-                let keepalive = config.tcp_keepalive.filter(|_| config.via.is_none());
-                let end = forward_with(
-                    client,
-                    &ready.server,
-                    keepalive,
-                    config.idle_timeout,
-                    ctx.routing.forwarding,
-                    ready.tap.as_deref().map(|t| t as &dyn Tap),
-                    &counters,
-                    &ctx.stop,
-                )
-                .await;
-                record.bytes_up += counters.upstream.load(Ordering::Relaxed);
-                record.bytes_down += counters.downstream.load(Ordering::Relaxed);
-                end
-            }
-        };
-        if let Some(tap) = &ready.tap {
-            let backend = &ready.backend.config.name;
-            observed(tap, &ctx.metrics, &ctx.listener.name, backend, record);
+/// A connection from its first forwarded byte to its end: everything the
+/// copy and the access record need, owned, so that the connection can move
+/// to another thread on the way.
+struct Copying {
+    /// Keeps the connection counted by the drain until it ends.
+    _counted: Option<TaskTrackerToken>,
+    progress: Progress,
+    counters: Counters,
+    /// Keepalive to set on the server socket once the connection lasts.
+    keepalive: Option<Duration>,
+    tap: Option<Box<ObserverTap>>,
+    backend: Arc<Backend>,
+    /// The slots (per server, per client) are held until the end.
+    _server_slot: Slot,
+    _client_slot: Option<ClientSlot>,
+    record: AccessRecord,
+    ctx: ConnContext,
+    started: Instant,
+    /// The listener's `max_connections` slot.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Copying {
+    /// Wire step 7 for a forwarded connection: what handshake observation
+    /// saw, the bytes each way, and the one access record.
+    fn finish(self, end: End) {
+        let Copying {
+            counters,
+            tap,
+            backend,
+            mut record,
+            ctx,
+            started,
+            ..
+        } = self;
+        record.bytes_up += counters.upstream.load(Ordering::Relaxed);
+        record.bytes_down += counters.downstream.load(Ordering::Relaxed);
+        if let Some(tap) = &tap {
+            observed(
+                tap,
+                &ctx.metrics,
+                &ctx.listener.name,
+                &backend.config.name,
+                &mut record,
+            );
         }
-        // The slots (per server, per client) are held until here.
-        drop(ready);
-        end
+        record.duration = started.elapsed();
+        account(record, Ok(end), &ctx.metrics, &ctx.log, Opened::Yes);
     }
+}
+
+/// Wire step 6: copy both directions until both are done, the idle
+/// timeout, or `stop`. A connection that lasts may move to a less busy
+/// thread at a quiet moment ([`Placement::move_from`]): the copy goes on
+/// there. Returns an `async move` block for the same reason as [`serve`]:
+/// `copying` is kept once in the task, the task of a forwarded connection.
+#[allow(clippy::manual_async_fn)]
+fn copy(client: TcpStream, server: TcpStream, copying: Copying) -> impl Future<Output = ()> + Send {
+    async move {
+        loop {
+            let placement = copying.ctx.placement.clone();
+            let open = &copying.ctx.open;
+            let wants_move = placement.as_ref().map(|p| move || p.wants_move(open));
+            let end = forward_with(
+                &client,
+                &server,
+                &copying.progress,
+                copying.keepalive,
+                copying.backend.config.idle_timeout,
+                copying.ctx.routing.forwarding,
+                copying.tap.as_deref().map(|t| t as &dyn Tap),
+                &copying.counters,
+                &copying.ctx.stop,
+                wants_move.as_ref().map(|f| f as &(dyn Fn() -> bool + Sync)),
+            )
+            .await;
+            if end != End::Moving {
+                return copying.finish(end);
+            }
+            if let Some(to) = placement.and_then(|p| p.move_from(&copying.ctx.open)) {
+                return hop(client, server, copying, to);
+            }
+        }
+    }
+}
+
+/// Move a quiet connection to `to`'s thread: off this thread's event loop
+/// (one `epoll_ctl` per socket), and on to the other's, where the copy goes
+/// on from where it was.
+fn hop(client: TcpStream, server: TcpStream, mut copying: Copying, to: Moved) {
+    let (client, server) = match (client.into_std(), server.into_std()) {
+        (Ok(client), Ok(server)) => (client, server),
+        (client, server) => {
+            // Not seen in practice: the event loop refused to let go of a
+            // socket (and closed it). The connection cannot go on, and the
+            // other peer learns it broke.
+            return copying.finish(broken(client.as_ref().ok(), server.as_ref().ok()));
+        }
+    };
+    let Moved {
+        runtime,
+        open,
+        stop,
+    } = to;
+    copying.ctx.open = open;
+    copying.ctx.stop = stop;
+    copying.ctx.metrics.connection_moved();
+    let span = tracing::Span::current();
+    drop(runtime.spawn(arrive(client, server, copying).instrument(span)));
+}
+
+/// The copy of a moved connection, on its new thread. Boxed: the type of
+/// [`copy`]'s future cannot contain itself.
+fn arrive(
+    client: std::net::TcpStream,
+    server: std::net::TcpStream,
+    copying: Copying,
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        match (TcpStream::from_std(client), TcpStream::from_std(server)) {
+            (Ok(client), Ok(server)) => copy(client, server, copying).await,
+            (client, server) => copying.finish(broken(client.as_ref().ok(), server.as_ref().ok())),
+        }
+    })
+}
+
+/// A move that lost a socket: the one left is closed with a reset, and the
+/// end names the peer whose socket was lost.
+fn broken<S: std::os::fd::AsFd>(client: Option<&S>, server: Option<&S>) -> End {
+    let end = if client.is_none() {
+        End::ClientReset
+    } else {
+        End::ServerReset
+    };
+    debug!(
+        ?end,
+        "a socket was lost moving a connection to another thread"
+    );
+    for left in client.into_iter().chain(server) {
+        let _ = socket2::SockRef::from(left).set_linger(Some(Duration::ZERO));
+    }
+    end
 }
 
 /// What handshake observation saw, into the record and the counters.
@@ -707,11 +847,12 @@ servers = ["127.0.0.1:9443"]
         (admitted, record, reply, metrics)
     }
 
-    /// What an idle connection costs in memory is mostly its task: the
-    /// future of [`serve`] once it forwards. The front steps are boxed and
-    /// freed before forwarding, and no state is held twice, so it stays
-    /// near 2.3 KiB in a release build (about 13 KiB before; see "Memory
-    /// per idle connection" in docs/benchmarking.md). The bound leaves room
+    /// What an idle connection costs in memory is mostly its task: once
+    /// it forwards, the task of [`copy`]. The front steps run in the task
+    /// of [`serve`], freed when forwarding starts, and their state is boxed
+    /// inside it; no state is held twice. The copy's task stays near
+    /// 2.2 KiB in a release build (about 13 KiB before; see "Memory per
+    /// idle connection" in docs/benchmarking.md). The bounds leave room
     /// for unoptimised builds and compiler changes, not for a copy of the
     /// front steps or of the copy loops.
     #[tokio::test]
@@ -723,28 +864,54 @@ servers = ["127.0.0.1:9443"]
             &crate::slots::Pools::new(Arc::clone(&metrics)),
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = TcpStream::connect(listener.local_addr().unwrap())
+        let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
-        let permits = Arc::new(tokio::sync::Semaphore::new(2));
-        let task = serve(
+        let permits = Arc::new(tokio::sync::Semaphore::new(3));
+        let ctx = || ConnContext {
+            listener: Arc::new(config.listeners[0].clone()),
+            clients: Arc::new(ClientTable::default()),
+            routing: Arc::clone(&routing),
+            log: AccessLog::discard(),
+            metrics: Arc::clone(&metrics),
+            stop: CancellationToken::new(),
+            open: Open::none(),
+            placement: None,
+        };
+        let front = serve(
             Accepted::Here(stream),
             AccessRecord::new("public", peer),
             Arc::clone(&permits).try_acquire_owned().unwrap(),
-            permits.try_acquire_owned().unwrap(),
-            ConnContext {
-                listener: Arc::new(config.listeners[0].clone()),
-                clients: Arc::new(ClientTable::default()),
-                routing,
-                log: AccessLog::discard(),
-                metrics,
-                stop: CancellationToken::new(),
-                open: crate::workers::Open::none(),
-            },
+            Arc::clone(&permits).try_acquire_owned().unwrap(),
+            ctx(),
         );
-        let size = std::mem::size_of_val(&task);
-        assert!(size <= 4096, "the connection task is {size} bytes");
+        let size = std::mem::size_of_val(&front);
+        assert!(size <= 2048, "the task of the front steps is {size} bytes");
+        let backend = Arc::clone(&routing.backends[0]);
+        let copying = Copying {
+            _counted: None,
+            progress: Progress::new(),
+            counters: Counters::default(),
+            keepalive: None,
+            tap: None,
+            _server_slot: backend.slots.try_acquire(0).unwrap(),
+            backend,
+            _client_slot: None,
+            record: AccessRecord::new("public", peer),
+            ctx: ctx(),
+            started: Instant::now(),
+            _permit: permits.try_acquire_owned().unwrap(),
+        };
+        let server = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let forwarding = copy(client, server, copying);
+        let size = std::mem::size_of_val(&forwarding);
+        assert!(
+            size <= 4096,
+            "the task of a forwarded connection is {size} bytes"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -18,7 +18,7 @@
 
 use std::io;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use passthru_net::io::write_all;
@@ -48,6 +48,11 @@ pub enum End {
     ServerReset,
     /// passthru stopped before the connection ended.
     Stopped,
+    /// Not an end: both directions were quiet (nothing read and not yet
+    /// written, no splice pipe, no tap) when the caller's `may_move` asked
+    /// to move the connection to another thread. Its bytes are in the
+    /// sockets; calling [`forward_with`] again (on any thread) goes on.
+    Moving,
 }
 
 impl End {
@@ -59,6 +64,7 @@ impl End {
             End::ClientReset => "client_reset",
             End::ServerReset => "server_reset",
             End::Stopped => "stopped",
+            End::Moving => "moving",
         }
     }
 }
@@ -80,24 +86,59 @@ pub trait Tap: Sync {
     fn feed(&self, upstream: bool, bytes: &[u8]) -> bool;
 }
 
+/// What a connection's copy keeps from one call of [`forward_with`] to
+/// the next, when it moves between threads.
+#[derive(Debug)]
+pub struct Progress {
+    /// When forwarding started.
+    epoch: Instant,
+    /// Milliseconds from `epoch` to the last byte either way.
+    last: AtomicU64,
+    /// Whether the server socket has its keepalive probes.
+    keepalive_set: AtomicBool,
+}
+
+impl Progress {
+    /// Forwarding starts now.
+    pub fn new() -> Progress {
+        Progress {
+            epoch: Instant::now(),
+            last: AtomicU64::new(0),
+            keepalive_set: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress::new()
+    }
+}
+
 /// Copy both ways until both directions are done, the idle timeout
 /// expires, or `stop` is cancelled; `tap` sees the bytes while it wants them.
 /// `server_keepalive`: keepalive to set on `server` once the connection
-/// has lasted [`KEEPALIVE_AFTER`].
+/// has lasted [`KEEPALIVE_AFTER`]. `may_move`, asked once the connection
+/// has lasted [`MOVE_FIRST`] and then less and less often: whether it
+/// should move to another thread; at the next moment both directions are
+/// quiet, this returns [`End::Moving`].
 #[allow(clippy::too_many_arguments)]
 pub async fn forward_with(
     client: &TcpStream,
     server: &TcpStream,
+    progress: &Progress,
     server_keepalive: Option<Duration>,
     idle_timeout: Option<Duration>,
     mode: Forwarding,
     tap: Option<&dyn Tap>,
     counters: &Counters,
     stop: &CancellationToken,
+    may_move: Option<&(dyn Fn() -> bool + Sync)>,
 ) -> End {
-    let epoch = Instant::now();
-    let last = AtomicU64::new(0);
-    let activity = Activity { last: &last, epoch };
+    let activity = Activity {
+        last: &progress.last,
+        epoch: progress.epoch,
+    };
     let up = Direction {
         upstream: true,
         count: &counters.upstream,
@@ -106,11 +147,14 @@ pub async fn forward_with(
         upstream: false,
         count: &counters.downstream,
     };
+    // Set by each pump while it waits for bytes holding none.
+    let parked = [AtomicBool::new(false), AtomicBool::new(false)];
+    let [up_parked, down_parked] = &parked;
     // Both pumps are pinned here and only borrowed below: each is held once
     // in the connection's task (moving them into `survive` would keep a
     // copy at every level, about 2 KiB per idle connection).
-    let up = pin!(pump(client, server, up, mode, tap, activity));
-    let down = pin!(pump(server, client, down, mode, tap, activity));
+    let up = pin!(pump(client, server, up, mode, tap, activity, up_parked));
+    let down = pin!(pump(server, client, down, mode, tap, activity, down_parked));
     let copy = async {
         match survive(up, down).await {
             None => End::Closed,
@@ -124,9 +168,16 @@ pub async fn forward_with(
             }
         }
     };
+    let keepalive = server_keepalive
+        .filter(|_| !progress.keepalive_set.load(Ordering::Relaxed))
+        .map(|k| (server, k));
+    let moving = may_move.map(|wanted| Moving {
+        wanted,
+        parked: &parked,
+    });
     tokio::select! {
         end = copy => end,
-        () = idle(idle_timeout, &last, epoch, server_keepalive.map(|k| (server, k))) => End::IdleTimeout,
+        idle = idle(idle_timeout, progress, keepalive, moving) => idle,
         () = stop.cancelled() => End::Stopped,
     }
 }
@@ -234,6 +285,7 @@ async fn pump(
     mode: Forwarding,
     tap: Option<&dyn Tap>,
     activity: Activity<'_>,
+    parked: &AtomicBool,
 ) -> Result<(), Failed> {
     let mut tapping = tap.is_some();
     let mut bulk = Bulk::default();
@@ -253,7 +305,13 @@ async fn pump(
         }
         #[cfg(not(target_os = "linux"))]
         let _ = splice_now;
-        from.readable().await.map_err(|_| Failed::Reader)?;
+        // Holding no byte (the last write finished, `own` is empty): a
+        // connection may move while this waits, unless a tap still wants
+        // the bytes.
+        parked.store(!tapping, Ordering::Relaxed);
+        let readable = from.readable().await;
+        parked.store(false, Ordering::Relaxed);
+        readable.map_err(|_| Failed::Reader)?;
         if own.capacity() > 0 {
             // The receiving peer lags: read into this direction's own
             // buffer until the sender is no longer ahead either.
@@ -419,40 +477,89 @@ fn read_draining(from: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Read> {
     }
 }
 
-/// Return once no byte has passed either way for `timeout`. On the way,
-/// once the connection has lasted [`KEEPALIVE_AFTER`], set `keepalive`'s
-/// probes on its socket: most connections end sooner, and they are spared
-/// the four system calls (the probes only matter after a long silence).
+/// The caller's wish to move the connection, and whether each direction
+/// is parked holding nothing.
+struct Moving<'a> {
+    wanted: &'a (dyn Fn() -> bool + Sync),
+    parked: &'a [AtomicBool; 2],
+}
+
+impl Moving<'_> {
+    fn quiet(&self) -> bool {
+        self.parked.iter().all(|p| p.load(Ordering::Relaxed))
+    }
+}
+
+/// Return [`End::IdleTimeout`] once no byte has passed either way for
+/// `timeout`, or [`End::Moving`] once `moving` wants a move and both
+/// directions are quiet. On the way, once the connection has lasted
+/// [`KEEPALIVE_AFTER`], set `keepalive`'s probes on its socket: most
+/// connections end sooner, and they are spared the four system calls (the
+/// probes only matter after a long silence).
 async fn idle(
     timeout: Option<Duration>,
-    last: &AtomicU64,
-    epoch: Instant,
+    progress: &Progress,
     mut keepalive: Option<(&TcpStream, Duration)>,
-) {
+    moving: Option<Moving<'_>>,
+) -> End {
+    let epoch = progress.epoch;
     let keepalive_at = epoch + KEEPALIVE_AFTER;
+    // The first look at `moving` once the connection has lasted; then, while
+    // no move is wanted, less and less often (an idle connection costs a
+    // timer wake-up per minute at most).
+    let mut move_every = MOVE_FIRST;
+    let mut move_retry = MOVE_RETRY;
+    let mut move_at = moving.as_ref().map(|_| epoch + MOVE_FIRST);
     loop {
-        let idle_at =
-            timeout.map(|t| epoch + Duration::from_millis(last.load(Ordering::Relaxed)) + t);
+        let idle_at = timeout
+            .map(|t| epoch + Duration::from_millis(progress.last.load(Ordering::Relaxed)) + t);
         let now = Instant::now();
         if idle_at.is_some_and(|at| now >= at) {
-            return;
+            return End::IdleTimeout;
         }
         if let Some((socket, probes_after)) = keepalive
             && now >= keepalive_at
         {
             passthru_net::dial::set_keepalive(socket, probes_after);
+            progress.keepalive_set.store(true, Ordering::Relaxed);
             keepalive = None;
             continue;
         }
-        let wake = match (idle_at, keepalive.is_some()) {
-            (Some(at), true) => at.min(keepalive_at),
-            (Some(at), false) => at,
-            (None, true) => keepalive_at,
-            (None, false) => return std::future::pending().await,
+        if let (Some(at), Some(moving)) = (move_at, &moving)
+            && now >= at
+        {
+            if !(moving.wanted)() {
+                move_every = (move_every * 4).min(MOVE_LAST);
+                move_at = Some(now + move_every);
+            } else if moving.quiet() {
+                return End::Moving;
+            } else {
+                // Bytes in flight: look again shortly, then less often (a
+                // direction that splices or lags is never quiet).
+                move_at = Some(now + move_retry);
+                move_retry = (move_retry * 2).min(MOVE_LAST);
+            }
+            continue;
+        }
+        let keepalive_at = keepalive.map(|_| keepalive_at);
+        let Some(wake) = [idle_at, keepalive_at, move_at].into_iter().flatten().min() else {
+            return std::future::pending().await;
         };
         sleep_until(wake).await;
     }
 }
+
+/// When a forwarded connection is first asked whether it should move to a
+/// less busy thread: far longer than a short connection (a request, a
+/// reconnect) lasts, short next to a keep-alive client's.
+pub const MOVE_FIRST: Duration = Duration::from_millis(250);
+
+/// The longest time between two looks at moving.
+const MOVE_LAST: Duration = Duration::from_secs(64);
+
+/// How soon to look again, at first, when a move is wanted but bytes are
+/// in flight.
+const MOVE_RETRY: Duration = Duration::from_millis(5);
 
 /// How long a forwarded connection lasts before its server socket gets
 /// keepalive probes.
@@ -519,15 +626,18 @@ mod tests {
         let (server, server_far) = pair().await;
         let (counters, stop) = (Counters::default(), CancellationToken::new());
         let probes_after = Duration::from_secs(42);
+        let progress = Progress::new();
         let forwarding = forward_with(
             &client,
             &server,
+            &progress,
             Some(probes_after),
             None,
             Forwarding::Copy,
             None,
             &counters,
             &stop,
+            None,
         );
         let mut forwarding = pin!(forwarding);
         tokio::select! {
@@ -545,5 +655,138 @@ mod tests {
         assert!(!SockRef::from(&client).keepalive().unwrap());
         drop((client_far, server_far));
         assert_eq!(forwarding.await, End::Closed);
+    }
+
+    /// What a connection's copy keeps, for tests that call
+    /// [`forward_with`] more than once.
+    #[derive(Default)]
+    struct State {
+        progress: Progress,
+        counters: Counters,
+        stop: CancellationToken,
+    }
+
+    impl State {
+        /// Copy mode, no keepalive, no idle timeout.
+        async fn copy(
+            &self,
+            client: &TcpStream,
+            server: &TcpStream,
+            tap: Option<&dyn Tap>,
+            may_move: Option<&(dyn Fn() -> bool + Sync)>,
+        ) -> End {
+            let State {
+                progress,
+                counters,
+                stop,
+            } = self;
+            forward_with(
+                client,
+                server,
+                progress,
+                None,
+                None,
+                Forwarding::Copy,
+                tap,
+                counters,
+                stop,
+                may_move,
+            )
+            .await
+        }
+    }
+
+    /// A connected pair of blocking sockets and a non-blocking one for
+    /// tokio (not yet registered anywhere).
+    fn std_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let near = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (far, _) = listener.accept().unwrap();
+        near.set_nonblocking(true).unwrap();
+        far.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (near, far)
+    }
+
+    fn read_exactly(from: &mut std::net::TcpStream, n: usize) -> Vec<u8> {
+        use std::io::Read;
+        let mut got = vec![0; n];
+        from.read_exact(&mut got).unwrap();
+        got
+    }
+
+    #[test]
+    fn a_moved_connection_goes_on_on_another_runtime_with_no_byte_lost() {
+        use std::io::{Read, Write};
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let (here, there) = (runtime(), runtime());
+        let (client, mut client_far) = std_pair();
+        let (server, mut server_far) = std_pair();
+        let state = State::default();
+        // On the first runtime: one exchange, then the wish to move.
+        client_far.write_all(b"hello").unwrap();
+        let (client, server, end) = here.block_on(async {
+            let client = TcpStream::from_std(client).unwrap();
+            let server = TcpStream::from_std(server).unwrap();
+            let end = state.copy(&client, &server, None, Some(&|| true)).await;
+            (client, server, end)
+        });
+        assert_eq!(end, End::Moving);
+        assert!(state.progress.epoch.elapsed() >= MOVE_FIRST);
+        assert_eq!(read_exactly(&mut server_far, 5), b"hello");
+        // Bytes that arrive while nothing forwards wait in the sockets.
+        client_far.write_all(b"sent during the move").unwrap();
+        let (client, server) = (client.into_std().unwrap(), server.into_std().unwrap());
+        let forwarding = std::thread::spawn(move || {
+            there.block_on(async {
+                let client = TcpStream::from_std(client).unwrap();
+                let server = TcpStream::from_std(server).unwrap();
+                let end = state.copy(&client, &server, None, None).await;
+                (end, state.counters)
+            })
+        });
+        assert_eq!(read_exactly(&mut server_far, 20), b"sent during the move");
+        server_far.write_all(b"answer").unwrap();
+        assert_eq!(read_exactly(&mut client_far, 6), b"answer");
+        drop(client_far);
+        let mut rest = Vec::new();
+        server_far.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "the client's FIN is passed on");
+        drop(server_far);
+        let (end, counters) = forwarding.join().unwrap();
+        assert_eq!(end, End::Closed);
+        // Counted on both runtimes.
+        assert_eq!(counters.upstream.load(Ordering::Relaxed), 25);
+        assert_eq!(counters.downstream.load(Ordering::Relaxed), 6);
+    }
+
+    /// A tap that wants every byte, for ever.
+    struct Watching;
+
+    impl Tap for Watching {
+        fn feed(&self, _: bool, _: &[u8]) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_move_while_a_tap_still_watches_or_none_is_wanted() {
+        let (_client_far, client) = pair().await;
+        let (server, _server_far) = pair().await;
+        let state = State::default();
+        let watched = state.copy(&client, &server, Some(&Watching), Some(&|| true));
+        tokio::select! {
+            end = watched => panic!("moved while tapped: {end:?}"),
+            () = sleep(MOVE_LAST * 2) => {}
+        }
+        let stays = state.copy(&client, &server, None, Some(&|| false));
+        tokio::select! {
+            end = stays => panic!("moved unasked: {end:?}"),
+            () = sleep(MOVE_LAST * 2) => {}
+        }
     }
 }

@@ -137,6 +137,7 @@ pub(crate) async fn accept_loop(
                 metrics: Arc::clone(&ctx.metrics),
                 stop: placed.stop,
                 open: placed.open,
+                placement: Some(ctx.placement.clone()),
             },
         );
         let task = ctx.tracker.track_future(task.instrument(span));

@@ -39,6 +39,7 @@ pub struct Metrics {
     queue: Family<BackendLabels, Gauge>,
     queue_wait: Family<BackendLabels, Histogram>,
     access_log_dropped: Counter,
+    moved: Counter,
     /// Series handles of the listeners given to [`Metrics::new`].
     listeners: HashMap<String, ListenerSeries>,
     /// `passthru_connections_total` handles, keyed by [`connection_key`].
@@ -131,6 +132,13 @@ impl Metrics {
             access_log_dropped.clone(),
         );
 
+        let moved = Counter::default();
+        registry.register(
+            "passthru_connections_moved",
+            "Lasting connections moved to a less busy thread (see --threads)",
+            moved.clone(),
+        );
+
         let tls = tls::TlsMetrics::register(&mut registry);
         let hello = hello::HelloMetrics::register(&mut registry);
         let listeners = listeners
@@ -153,6 +161,7 @@ impl Metrics {
             queue,
             queue_wait,
             access_log_dropped,
+            moved,
             listeners,
             finished: RwLock::new(HashMap::new()),
             servers: Mutex::new(HashSet::new()),
@@ -305,6 +314,12 @@ impl Metrics {
     /// `passthru_access_log_dropped_total`.
     pub fn access_log_dropped(&self) {
         self.access_log_dropped.inc();
+    }
+
+    /// A lasting connection moved to a less busy thread:
+    /// `passthru_connections_moved_total`.
+    pub fn connection_moved(&self) {
+        self.moved.inc();
     }
 
     /// One successful connect to a backend server took `seconds`:

@@ -270,7 +270,7 @@ impl Server {
         let mut loops = Vec::with_capacity(self.listeners.len());
         // Built once for every listener: the open-connection counts are
         // the threads'.
-        let placement = Placement::new(&self.workers, &stop_connections);
+        let placement = Placement::new(&self.workers, &stop_connections, &tracker);
         for (state, socket) in self.listeners {
             if let Ok(addr) = socket.local_addr() {
                 info!(listener = %state.config.name, %addr, "listening");

@@ -3,13 +3,17 @@
 //!
 //! The main thread's runtime runs the server (admin port, health checks,
 //! reloads, drain) and every accept loop; [`Workers`] adds one thread per
-//! extra core. A connection stays on the thread it was placed on until it
-//! ends: no work stealing, no wake-up of another thread when one of its
-//! sockets becomes ready, no lock shared by the connections of different
-//! threads. [`Placement`] keeps a new connection on the accepting thread
-//! unless another thread has [`SPREAD_MARGIN`] fewer open connections: a
-//! light load stays on one thread, which costs the least CPU per
-//! connection (nothing crosses threads), and a heavy one spreads over all.
+//! extra core. No work stealing: a connection's sockets and timers are on
+//! one thread's event loop at a time, no wake-up crosses threads, no lock
+//! is shared by the connections of different threads.
+//!
+//! [`Placement`] keeps a new connection on the accepting thread unless
+//! another thread has [`SPREAD_MARGIN`] fewer open connections: a handshake
+//! there waits for no other thread, and a light load costs what one thread
+//! costs. A connection that lasts (a keep-alive client, an agent) moves,
+//! at a quiet moment, to the thread with the fewest open connections when
+//! its own has [`MOVE_MARGIN`] more ([`Placement::move_from`]): long-lived
+//! connections spread over every thread.
 //!
 //! Only one thread accepts. Every thread accepting on the same socket
 //! woke all of them for each new connection (all but one then found
@@ -26,6 +30,7 @@ use std::time::Duration;
 
 use tokio::runtime::{Builder, Handle};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::{TaskTracker, task_tracker::TaskTrackerToken};
 
 /// Threads, each with its own single-threaded runtime, that run the
 /// connections [`Placement`] puts on them.
@@ -103,20 +108,29 @@ pub async fn tick() {
 /// The period of [`tick`].
 const TICK: Duration = Duration::from_secs(1);
 
-/// Where new connections run: the accepting thread or a worker, by open
-/// connections.
+/// Where connections run: new ones on the accepting thread or a worker,
+/// by open connections; lasting ones moved to a less busy thread.
 #[derive(Debug, Clone)]
-pub struct Placement {
+pub struct Placement(Arc<Threads>);
+
+#[derive(Debug)]
+struct Threads {
     /// The accepting thread.
-    here: Arc<Thread>,
+    here: Thread,
     /// The workers.
-    others: Arc<[Thread]>,
+    others: Box<[Thread]>,
+    /// Counts every connection task, moved ones included (drain waits on it).
+    tracker: TaskTracker,
 }
 
 #[derive(Debug)]
 struct Thread {
-    /// `None`: the accepting thread itself.
+    /// Where to spawn a new connection; `None`: on the accepting thread
+    /// itself.
     handle: Option<Handle>,
+    /// The thread's runtime, where a moving connection goes (`None` only
+    /// for an accepting thread outside any runtime: tests).
+    runtime: Option<Handle>,
     open: Arc<AtomicUsize>,
     /// The thread's own child of the stop token: checking a token takes a
     /// lock, which then is never shared with another thread's connections.
@@ -131,6 +145,17 @@ pub struct Placed {
     /// Counts it as open on that thread until dropped.
     pub open: Open,
     /// The stop token its connection watches.
+    pub stop: CancellationToken,
+}
+
+/// A lasting connection's new thread (see [`Placement::move_from`]).
+#[derive(Debug)]
+pub struct Moved {
+    /// The runtime to continue on.
+    pub runtime: Handle,
+    /// Counts it as open there (the old count goes when this replaces it).
+    pub open: Open,
+    /// The stop token its connection watches there.
     pub stop: CancellationToken,
 }
 
@@ -153,27 +178,43 @@ impl Drop for Open {
     }
 }
 
+impl Thread {
+    fn count(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
 impl Placement {
-    /// The accepting thread and `workers`; `stop` ends every connection.
-    pub fn new(workers: &[Handle], stop: &CancellationToken) -> Placement {
-        let thread = |handle| Thread {
+    /// The accepting thread (the runtime this is called on) and `workers`;
+    /// `stop` ends every connection; `tracker` counts their tasks.
+    pub fn new(workers: &[Handle], stop: &CancellationToken, tracker: &TaskTracker) -> Placement {
+        let thread = |handle: Option<Handle>, runtime| Thread {
             handle,
+            runtime,
             open: Arc::default(),
             stop: stop.child_token(),
         };
-        Placement {
-            here: Arc::new(thread(None)),
-            others: workers.iter().map(|h| thread(Some(h.clone()))).collect(),
-        }
+        Placement(Arc::new(Threads {
+            here: thread(None, Handle::try_current().ok()),
+            others: workers
+                .iter()
+                .map(|h| thread(Some(h.clone()), Some(h.clone())))
+                .collect(),
+            tracker: tracker.clone(),
+        }))
     }
 
     /// The thread for a new connection: the accepting one, unless another
     /// has at least [`SPREAD_MARGIN`] fewer open connections.
     pub fn pick(&self) -> Placed {
-        let count = |t: &Thread| t.open.load(Ordering::Relaxed);
-        let here = &*self.here;
-        let fewest = self.others.iter().min_by_key(|t| count(t)).unwrap_or(here);
-        let chosen = if count(here) >= count(fewest) + SPREAD_MARGIN {
+        let threads = &*self.0;
+        let here = &threads.here;
+        let fewest = threads
+            .others
+            .iter()
+            .min_by_key(|t| t.count())
+            .unwrap_or(here);
+        let chosen = if here.count() >= fewest.count() + SPREAD_MARGIN {
             fewest
         } else {
             here
@@ -185,23 +226,73 @@ impl Placement {
             stop: chosen.stop.clone(),
         }
     }
+
+    /// The thread with the fewest open connections, when the one `open`
+    /// counts on has at least [`MOVE_MARGIN`] more.
+    fn lighter(&self, open: &Open) -> Option<&Thread> {
+        let open = open.0.as_ref()?;
+        let threads = &*self.0;
+        let all = || std::iter::once(&threads.here).chain(threads.others.iter());
+        let mine = all().find(|t| Arc::ptr_eq(&t.open, open))?;
+        let fewest = all().min_by_key(|t| t.count())?;
+        (mine.count() >= fewest.count() + MOVE_MARGIN && fewest.runtime.is_some()).then_some(fewest)
+    }
+
+    /// Whether a connection counted by `open` should move to a less busy
+    /// thread (see [`Placement::move_from`]).
+    pub fn wants_move(&self, open: &Open) -> bool {
+        self.lighter(open).is_some()
+    }
+
+    /// Move a lasting connection counted by `open` to the thread with the
+    /// fewest open connections, when its own has at least [`MOVE_MARGIN`]
+    /// more: counted there from now on.
+    ///
+    /// New connections stay on the accepting thread ([`Placement::pick`]),
+    /// where a handshake waits for no other thread's wake-up; those that
+    /// last (keep-alive, agents) spread over every thread, so that a busy
+    /// one does not serve them alone.
+    pub fn move_from(&self, open: &Open) -> Option<Moved> {
+        let to = self.lighter(open)?;
+        let runtime = to.runtime.clone()?;
+        to.open.fetch_add(1, Ordering::Relaxed);
+        Some(Moved {
+            runtime,
+            open: Open(Some(Arc::clone(&to.open))),
+            stop: to.stop.clone(),
+        })
+    }
+
+    /// Counts a task the drain waits for (the copy of a forwarded
+    /// connection, on whichever thread it runs) until dropped.
+    pub fn token(&self) -> TaskTrackerToken {
+        self.0.tracker.token()
+    }
 }
 
 /// How many more open connections the accepting thread keeps before a new
-/// one goes to a less busy thread.
-pub const SPREAD_MARGIN: usize = 16;
+/// one goes to a less busy thread: far above a burst of new connections
+/// (`wrk -c50 -H "Connection: close"` kept more than 64 open at times).
+/// A handshake placed on another thread waits for that thread to wake, and
+/// clients that poll during the handshake pay for it: at 64, the few
+/// connections placed on the second thread cost about 10 % of new
+/// connections per second (docs/benchmarking.md, "The runtime shape").
+/// Lasting connections spread anyway ([`Placement::move_from`]).
+pub const SPREAD_MARGIN: usize = 256;
+
+/// How many more open connections a thread has before one of its lasting
+/// connections moves to the least busy thread (a move narrows the gap by
+/// two).
+pub const MOVE_MARGIN: usize = 2;
 
 /// How many threads serve connections when `--threads` is not given: one
-/// per two CPUs this process may use (its affinity and cgroup quota
-/// included), at least one. Most of a passthrough proxy's CPU is the
-/// kernel's (TCP, on every core); a thread per CPU left each thread idle
-/// and waking more often than working: on 2 CPUs, 2 threads cost 20 % more
-/// CPU per new connection than 1, for no more throughput
-/// (docs/benchmarking.md, "The runtime shape").
+/// per CPU this process may use (its affinity and cgroup quota included).
+/// New connections stay on the accepting thread until it is busier by
+/// [`SPREAD_MARGIN`], so a light load of short connections costs what one
+/// thread costs; lasting connections spread over all of them
+/// ([`Placement::move_from`]; docs/benchmarking.md, "The runtime shape").
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .div_ceil(2)
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// Longest wait for a worker's blocking tasks at exit.
@@ -215,7 +306,7 @@ mod tests {
     fn connections_stay_on_the_accepting_thread_until_it_is_busier_by_the_margin() {
         let worker = Builder::new_current_thread().build().unwrap();
         let stop = CancellationToken::new();
-        let placement = Placement::new(&[worker.handle().clone()], &stop);
+        let placement = Placement::new(&[worker.handle().clone()], &stop, &TaskTracker::new());
         let mut here = Vec::new();
         for _ in 0..SPREAD_MARGIN {
             let placed = placement.pick();
@@ -234,8 +325,48 @@ mod tests {
 
     #[test]
     fn without_workers_everything_runs_here() {
-        let placement = Placement::new(&[], &CancellationToken::new());
+        let placement = Placement::new(&[], &CancellationToken::new(), &TaskTracker::new());
         let held: Vec<Placed> = (0..100).map(|_| placement.pick()).collect();
         assert!(held.iter().all(|p| p.handle.is_none()));
+    }
+
+    #[test]
+    fn a_lasting_connection_moves_to_the_least_busy_thread_until_they_are_level() {
+        let home = Builder::new_current_thread().build().unwrap();
+        let worker = Builder::new_current_thread().build().unwrap();
+        let tracker = TaskTracker::new();
+        let placement = home.block_on(async {
+            Placement::new(
+                &[worker.handle().clone()],
+                &CancellationToken::new(),
+                &tracker,
+            )
+        });
+        // Six open on the accepting thread (under the spread margin).
+        let mut open: Vec<Open> = (0..6).map(|_| placement.pick().open).collect();
+        assert!(placement.wants_move(&open[0]));
+        let mut moved = Vec::new();
+        for conn in &mut open {
+            match placement.move_from(conn) {
+                Some(to) => {
+                    assert_eq!(to.runtime.id(), worker.handle().id());
+                    *conn = to.open;
+                    moved.push(placement.token());
+                }
+                None => break,
+            }
+        }
+        // 6 and 0 → 3 and 3: each move narrows the gap by two.
+        assert_eq!(moved.len(), 3);
+        assert!(open.iter().all(|o| !placement.wants_move(o)));
+        assert_eq!(tracker.len(), 3, "tokens count as tasks");
+        // The three on the worker close: those left here want to go there.
+        drop(open.drain(..3).collect::<Vec<_>>());
+        drop(moved);
+        assert!(open.iter().all(|o| placement.wants_move(o)));
+        let to = placement.move_from(&open[0]).unwrap();
+        assert_eq!(to.runtime.id(), worker.handle().id());
+        // Not counted anywhere: never moves.
+        assert!(placement.move_from(&Open::none()).is_none());
     }
 }

@@ -62,7 +62,7 @@ fn connections_total_appears_with_the_first_finished_connection() {
     // prometheus-client writes no family that has no series yet, and the
     // route/backend/outcome labels are not known before a connection ends.
     let metrics = metrics_for_public_and_gw();
-    assert!(!metrics.encode().contains("passthru_connections"));
+    assert!(!metrics.encode().contains("passthru_connections_total"));
 
     metrics.connection_finished("public", "gw-route", "gw", "ok");
 

@@ -20,6 +20,7 @@ mod routing;
 mod server_limits;
 mod storm;
 mod takeover;
+mod threads;
 
 use std::net::SocketAddr;
 
