@@ -651,9 +651,10 @@ impl Copying {
 fn copy(client: TcpStream, server: TcpStream, copying: Copying) -> impl Future<Output = ()> + Send {
     async move {
         loop {
-            let placement = copying.ctx.placement.clone();
-            let open = &copying.ctx.open;
-            let wants_move = placement.as_ref().map(|p| move || p.wants_move(open));
+            // Asked only when there is another thread to move to.
+            let (ctx, open) = (&copying.ctx, &copying.ctx.open);
+            let placement = ctx.placement.as_ref().filter(|p| p.threads() > 1);
+            let wants_move = placement.map(|p| move || p.wants_move(open));
             let end = forward_with(
                 &client,
                 &server,
@@ -670,7 +671,8 @@ fn copy(client: TcpStream, server: TcpStream, copying: Copying) -> impl Future<O
             if end != End::Moving {
                 return copying.finish(end);
             }
-            if let Some(to) = placement.and_then(|p| p.move_from(&copying.ctx.open)) {
+            let ctx = &copying.ctx;
+            if let Some(to) = ctx.placement.as_ref().and_then(|p| p.move_from(&ctx.open)) {
                 return hop(client, server, copying, to);
             }
         }

@@ -238,6 +238,11 @@ impl Placement {
         (mine.count() >= fewest.count() + MOVE_MARGIN && fewest.runtime.is_some()).then_some(fewest)
     }
 
+    /// How many threads run connections (the accepting one included).
+    pub fn threads(&self) -> usize {
+        1 + self.0.others.len()
+    }
+
     /// Whether a connection counted by `open` should move to a less busy
     /// thread (see [`Placement::move_from`]).
     pub fn wants_move(&self, open: &Open) -> bool {
@@ -326,6 +331,7 @@ mod tests {
     #[test]
     fn without_workers_everything_runs_here() {
         let placement = Placement::new(&[], &CancellationToken::new(), &TaskTracker::new());
+        assert_eq!(placement.threads(), 1);
         let held: Vec<Placed> = (0..100).map(|_| placement.pick()).collect();
         assert!(held.iter().all(|p| p.handle.is_none()));
     }
