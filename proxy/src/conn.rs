@@ -2,8 +2,8 @@
 //! "Wire behaviour"): `read_front` (PROXY header, inbound CONNECT,
 //! ClientHello), `route`, `open_upstream` (connect, and replay the
 //! buffered bytes to the server), `replay` (the hop's leftover bytes to
-//! the client), `forward`, and `account` (counters and the access
-//! record). A step that refuses returns the [`Refusal`]; its reply is
+//! the client), `copy` (forwarding, in a task of its own that may move to
+//! another thread), and `account` (counters and the access record). A step that refuses returns the [`Refusal`]; its reply is
 //! written in one place (`front::answer`). The only module that sequences
 //! the parts on a socket; every wait on a peer is under a named deadline.
 
