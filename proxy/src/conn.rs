@@ -3,9 +3,10 @@
 //! ClientHello), `route`, `open_upstream` (connect, and replay the
 //! buffered bytes to the server), `replay` (the hop's leftover bytes to
 //! the client), `copy` (forwarding, in a task of its own that may move to
-//! another thread), and `account` (counters and the access record). A step that refuses returns the [`Refusal`]; its reply is
-//! written in one place (`front::answer`). The only module that sequences
-//! the parts on a socket; every wait on a peer is under a named deadline.
+//! another thread), and `account` (counters and the access record). A
+//! step that refuses returns the [`Refusal`]; its reply is written in one
+//! place (`front::answer`). The only module that sequences the parts on a
+//! socket; every wait on a peer is under a named deadline.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -651,28 +652,27 @@ impl Copying {
 fn copy(client: TcpStream, server: TcpStream, copying: Copying) -> impl Future<Output = ()> + Send {
     async move {
         loop {
+            let ctx = &copying.ctx;
             // Asked only when there is another thread to move to.
-            let (ctx, open) = (&copying.ctx, &copying.ctx.open);
             let placement = ctx.placement.as_ref().filter(|p| p.threads() > 1);
-            let wants_move = placement.map(|p| move || p.wants_move(open));
+            let wants_move = placement.map(|p| || p.wants_move(&ctx.open));
             let end = forward_with(
                 &client,
                 &server,
                 &copying.progress,
                 copying.keepalive,
                 copying.backend.config.idle_timeout,
-                copying.ctx.routing.forwarding,
+                ctx.routing.forwarding,
                 copying.tap.as_deref().map(|t| t as &dyn Tap),
                 &copying.counters,
-                &copying.ctx.stop,
+                &ctx.stop,
                 wants_move.as_ref().map(|f| f as &(dyn Fn() -> bool + Sync)),
             )
             .await;
             if end != End::Moving {
                 return copying.finish(end);
             }
-            let ctx = &copying.ctx;
-            if let Some(to) = ctx.placement.as_ref().and_then(|p| p.move_from(&ctx.open)) {
+            if let Some(to) = placement.and_then(|p| p.move_from(&ctx.open)) {
                 return hop(client, server, copying, to);
             }
         }

@@ -125,11 +125,8 @@ struct Threads {
 
 #[derive(Debug)]
 struct Thread {
-    /// Where to spawn a new connection; `None`: on the accepting thread
-    /// itself.
-    handle: Option<Handle>,
-    /// The thread's runtime, where a moving connection goes (`None` only
-    /// for an accepting thread outside any runtime: tests).
+    /// The thread's runtime (`None` only for an accepting thread outside
+    /// any runtime: tests).
     runtime: Option<Handle>,
     open: Arc<AtomicUsize>,
     /// The thread's own child of the stop token: checking a token takes a
@@ -188,18 +185,14 @@ impl Placement {
     /// The accepting thread (the runtime this is called on) and `workers`;
     /// `stop` ends every connection; `tracker` counts their tasks.
     pub fn new(workers: &[Handle], stop: &CancellationToken, tracker: &TaskTracker) -> Placement {
-        let thread = |handle: Option<Handle>, runtime| Thread {
-            handle,
+        let thread = |runtime| Thread {
             runtime,
             open: Arc::default(),
             stop: stop.child_token(),
         };
         Placement(Arc::new(Threads {
-            here: thread(None, Handle::try_current().ok()),
-            others: workers
-                .iter()
-                .map(|h| thread(Some(h.clone()), Some(h.clone())))
-                .collect(),
+            here: thread(Handle::try_current().ok()),
+            others: workers.iter().map(|h| thread(Some(h.clone()))).collect(),
             tracker: tracker.clone(),
         }))
     }
@@ -221,7 +214,12 @@ impl Placement {
         };
         chosen.open.fetch_add(1, Ordering::Relaxed);
         Placed {
-            handle: chosen.handle.clone(),
+            // The accepting thread spawns its own connections.
+            handle: if std::ptr::eq(chosen, here) {
+                None
+            } else {
+                chosen.runtime.clone()
+            },
             open: Open(Some(Arc::clone(&chosen.open))),
             stop: chosen.stop.clone(),
         }
