@@ -124,62 +124,45 @@ impl AccessRecord {
         line
     }
 
-    /// Append the text form to `line`, allocating nothing else.
+    /// Append the text form to `line`, allocating nothing else. Numbers
+    /// and addresses are written digit by digit and names pushed as they
+    /// are: one line costs a few thousand instructions, not the `fmt`
+    /// machinery's per field.
     pub fn write_text(&self, line: &mut String) {
         let _ = write!(line, "time={}", humantime::format_rfc3339_millis(self.time));
-        let mut push = |k: &str, v: &dyn std::fmt::Display| push_pair(line, k, v);
-        push("listener", &self.listener);
-        push("client", &self.client);
-        push("peer", &self.peer);
-        push("sni", &self.sni.as_deref().unwrap_or("-"));
-        push("alpn", &Joined(&self.alpn));
-        push("tls", &self.tls_version.unwrap_or("-"));
-        push("ja4", &self.ja4.as_deref().unwrap_or("-"));
-        match self.key_shares.as_ref().filter(|g| !g.is_empty()) {
-            Some(groups) => push("key_shares", groups),
-            None => push("key_shares", &"-"),
-        }
-        push("route", &self.route.as_deref().unwrap_or("-"));
-        push("backend", &self.backend.as_deref().unwrap_or("-"));
-        push("server", &self.server.as_deref().unwrap_or("-"));
-        push("via", &self.via.as_deref().unwrap_or("-"));
-        push("bytes_up", &self.bytes_up);
-        push("bytes_down", &self.bytes_down);
-        push(
-            "duration",
-            &format_args!("{:.3}s", self.duration.as_secs_f64()),
-        );
-        push("outcome", &self.outcome.as_str());
-        push("end", &self.end.unwrap_or("-"));
+        pair_str(line, "listener", &self.listener);
+        pair_plain(line, "client", |line| push_addr(line, self.client));
+        pair_plain(line, "peer", |line| push_addr(line, self.peer));
+        pair_str(line, "sni", self.sni.as_deref().unwrap_or("-"));
+        pair(line, "alpn", |line| {
+            push_joined(line, self.alpn.iter().map(String::as_str));
+        });
+        pair_str(line, "tls", self.tls_version.unwrap_or("-"));
+        pair_str(line, "ja4", self.ja4.as_deref().unwrap_or("-"));
+        pair(line, "key_shares", |line| match &self.key_shares {
+            Some(groups) => push_joined(line, groups.iter().map(|group| group.name())),
+            None => line.push('-'),
+        });
+        pair_str(line, "route", self.route.as_deref().unwrap_or("-"));
+        pair_str(line, "backend", self.backend.as_deref().unwrap_or("-"));
+        pair_str(line, "server", self.server.as_deref().unwrap_or("-"));
+        pair_str(line, "via", self.via.as_deref().unwrap_or("-"));
+        pair_plain(line, "bytes_up", |line| push_u64(line, self.bytes_up));
+        pair_plain(line, "bytes_down", |line| push_u64(line, self.bytes_down));
+        pair_plain(line, "duration", |line| push_seconds(line, self.duration));
+        pair_str(line, "outcome", self.outcome.as_str());
+        pair_str(line, "end", self.end.unwrap_or("-"));
         if let Some(d) = &self.detail {
-            push("detail", d);
+            pair_str(line, "detail", d);
         }
         if let Some(h) = &self.handshake {
-            observed_fields(h, &mut |k, v| push(k, &v));
+            observed_fields(h, &mut |k, v| pair_str(line, k, v));
         }
     }
 
     /// The JSON form: one object.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-/// ALPN names joined by commas, `-` when there are none.
-struct Joined<'a>(&'a [String]);
-
-impl std::fmt::Display for Joined<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.is_empty() {
-            return f.write_str("-");
-        }
-        for (n, name) in self.0.iter().enumerate() {
-            if n > 0 {
-                f.write_str(",")?;
-            }
-            f.write_str(name)?;
-        }
-        Ok(())
     }
 }
 
@@ -228,23 +211,98 @@ fn observed_fields(h: &Observed, push: &mut impl FnMut(&str, &str)) {
     }
 }
 
-/// Append ` key=value` to `line`: the value as it is when it is printable
-/// ASCII without quotes or backslashes, else quoted and escaped.
-fn push_pair(line: &mut String, key: &str, value: &dyn std::fmt::Display) {
+/// Append ` key=value` to `line`, the value written by `value`: as it
+/// is when it is printable ASCII without quotes or backslashes, else quoted
+/// and escaped.
+fn pair(line: &mut String, key: &str, value: impl FnOnce(&mut String)) {
     line.push(' ');
     line.push_str(key);
     line.push('=');
     let start = line.len();
-    let _ = write!(line, "{value}");
-    let plain = line.len() > start
-        && line.as_bytes()[start..]
-            .iter()
-            .all(|&c| c.is_ascii_graphic() && c != b'"' && c != b'\\');
-    if !plain {
+    value(line);
+    if !plain(&line.as_bytes()[start..]) {
         // Rare (hostile names, details with spaces): quote what was written.
         let raw = line.split_off(start);
         let _ = write!(line, "{raw:?}");
     }
+}
+
+/// [`pair`] for a value that is already a string.
+fn pair_str(line: &mut String, key: &str, value: &str) {
+    pair(line, key, |line| line.push_str(value));
+}
+
+/// [`pair`] for a value that is plain by construction (digits, addresses).
+fn pair_plain(line: &mut String, key: &str, value: impl FnOnce(&mut String)) {
+    line.push(' ');
+    line.push_str(key);
+    line.push('=');
+    value(line);
+}
+
+/// Whether a value needs no quotes: not empty, printable ASCII, no quote
+/// and no backslash.
+fn plain(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value
+            .iter()
+            .all(|&c| c.is_ascii_graphic() && c != b'"' && c != b'\\')
+}
+
+/// Names joined by commas, `-` when there are none.
+fn push_joined<'a>(line: &mut String, names: impl Iterator<Item = &'a str>) {
+    let mut none = true;
+    for name in names {
+        if !none {
+            line.push(',');
+        }
+        line.push_str(name);
+        none = false;
+    }
+    if none {
+        line.push('-');
+    }
+}
+
+fn push_u64(line: &mut String, n: u64) {
+    line.push_str(itoa::Buffer::new().format(n));
+}
+
+/// `a.b.c.d:port` digit by digit; IPv6 (rarer here) through `Display`.
+fn push_addr(line: &mut String, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    line.push('.');
+                }
+                line.push_str(digits.format(octet));
+            }
+            line.push(':');
+            line.push_str(digits.format(v4.port()));
+        }
+        SocketAddr::V6(v6) => {
+            let _ = write!(line, "{v6}");
+        }
+    }
+}
+
+/// Seconds with three decimals (`0.042s`), rounded to the millisecond.
+fn push_seconds(line: &mut String, d: Duration) {
+    let millis = (d.as_nanos() + 500_000) / 1_000_000;
+    let mut digits = itoa::Buffer::new();
+    line.push_str(digits.format(millis / 1000));
+    line.push('.');
+    let frac = millis % 1000;
+    if frac < 100 {
+        line.push('0');
+    }
+    if frac < 10 {
+        line.push('0');
+    }
+    line.push_str(digits.format(frac));
+    line.push('s');
 }
 
 fn group_names<S: serde::Serializer>(groups: &Option<Groups>, s: S) -> Result<S::Ok, S::Error> {
@@ -421,6 +479,35 @@ mod tests {
             assert!(line.contains(part), "{part} missing from {line}");
         }
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn numbers_and_addresses_match_their_display_forms() {
+        let mut r = record();
+        for (addr, micros) in [
+            ("0.0.0.0:0", 0),
+            ("255.255.255.255:65535", 999_499),
+            ("10.1.20.255:8443", 1_234_567),
+            ("[2001:db8::1]:443", 42_000),
+        ] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            r.client = addr;
+            r.duration = Duration::from_micros(micros);
+            r.bytes_up = u64::MAX;
+            let line = r.to_text();
+            let seconds = format!("{:.3}s", r.duration.as_secs_f64());
+            for part in [
+                format!(" client={addr} "),
+                format!(" duration={seconds} "),
+                format!(" bytes_up={} ", u64::MAX),
+            ] {
+                assert!(line.contains(&part), "{part} missing from {line}");
+            }
+        }
+        r.alpn = vec![String::new()];
+        assert!(r.to_text().contains(r#" alpn="" "#));
+        r.alpn.clear();
+        assert!(r.to_text().contains(" alpn=- "));
     }
 
     #[test]
