@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
@@ -59,8 +59,8 @@ pub struct AccessRecord {
     pub route: Option<Arc<str>>,
     /// Backend name (shared with the backend).
     pub backend: Option<Arc<str>>,
-    /// Server that got the connection.
-    pub server: Option<String>,
+    /// Server that got the connection (shared with the backend).
+    pub server: Option<Arc<str>>,
     /// The `via` CONNECT hop (host:port, never credentials).
     pub via: Option<String>,
     /// Bytes client → server (ClientHello included).
@@ -129,7 +129,8 @@ impl AccessRecord {
     /// are: one line costs a few thousand instructions, not the `fmt`
     /// machinery's per field.
     pub fn write_text(&self, line: &mut String) {
-        let _ = write!(line, "time={}", humantime::format_rfc3339_millis(self.time));
+        line.push_str("time=");
+        push_time(line, self.time);
         pair_str(line, "listener", &self.listener);
         pair_plain(line, "client", |line| push_addr(line, self.client));
         pair_plain(line, "peer", |line| push_addr(line, self.peer));
@@ -288,6 +289,33 @@ fn push_addr(line: &mut String, addr: SocketAddr) {
     }
 }
 
+/// RFC 3339 in UTC with milliseconds (`2026-12-06T14:02:05.042Z`). The
+/// part up to the second is formatted once per second by each thread.
+fn push_time(line: &mut String, time: SystemTime) {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let seconds = since.as_secs();
+    SECOND.with_borrow_mut(|(formatted, text)| {
+        if *formatted != Some(seconds) {
+            text.clear();
+            let whole = UNIX_EPOCH + Duration::from_secs(seconds);
+            let _ = write!(text, "{}", humantime::format_rfc3339_seconds(whole));
+            text.pop(); // the `Z`, written after the milliseconds
+            *formatted = Some(seconds);
+        }
+        line.push_str(text);
+    });
+    let millis = since.subsec_millis();
+    line.push('.');
+    if millis < 100 {
+        line.push('0');
+    }
+    if millis < 10 {
+        line.push('0');
+    }
+    line.push_str(itoa::Buffer::new().format(millis));
+    line.push('Z');
+}
+
 /// Seconds with three decimals (`0.042s`), rounded to the millisecond.
 fn push_seconds(line: &mut String, d: Duration) {
     let millis = (d.as_nanos() + 500_000) / 1_000_000;
@@ -430,6 +458,9 @@ impl AccessLog {
 thread_local! {
     /// Each thread formats its lines here, reusing the allocation.
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The second the thread's last line was in, and its text up to the
+    /// second (see [`push_time`]).
+    static SECOND: RefCell<(Option<u64>, String)> = const { RefCell::new((None, String::new())) };
 }
 
 /// A line buffer grown past this by one huge line (handshake details) is
@@ -503,6 +534,16 @@ mod tests {
             ] {
                 assert!(line.contains(&part), "{part} missing from {line}");
             }
+        }
+        for (seconds, nanos) in [
+            (0, 0),
+            (1_796_567_010, 999_999_999),
+            (1_796_567_010, 7_000_000),
+            (1_796_567_011, 42_500_000),
+        ] {
+            r.time = UNIX_EPOCH + Duration::new(seconds, nanos);
+            let expected = format!("time={} ", humantime::format_rfc3339_millis(r.time));
+            assert!(r.to_text().starts_with(&expected), "{expected}");
         }
         r.alpn = vec![String::new()];
         assert!(r.to_text().contains(r#" alpn="" "#));

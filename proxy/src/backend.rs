@@ -19,10 +19,18 @@ pub struct Backend {
     pub slots: BackendSlots,
     /// The name, shared by every access record of the backend's connections.
     pub name: Arc<str>,
+    /// Each configured server as the access log shows it (`host:port`),
+    /// formatted once rather than per connection.
+    server_names: Vec<Arc<str>>,
     next: AtomicUsize,
 }
 
 impl Backend {
+    /// The configured server at `index` as the access log shows it.
+    pub fn server_name(&self, index: usize) -> Option<Arc<str>> {
+        self.server_names.get(index).cloned()
+    }
+
     /// Runtime state for a configured backend, with slots of its own.
     pub fn new(config: BackendConfig) -> Backend {
         let slots = BackendSlots::standalone(&config);
@@ -34,6 +42,11 @@ impl Backend {
     pub fn with_slots(config: BackendConfig, slots: BackendSlots) -> Backend {
         Backend {
             name: Arc::from(config.name.as_str()),
+            server_names: config
+                .servers
+                .iter()
+                .map(|server| Arc::from(server.to_string()))
+                .collect(),
             config,
             slots,
             next: AtomicUsize::new(0),

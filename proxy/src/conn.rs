@@ -562,7 +562,7 @@ async fn open_upstream(
     match upstream::connect(backend, side.stream, record.client.ip(), &initial).await {
         Ok((upstream, connect_time)) => {
             metrics.upstream_connect(connect_time.as_secs_f64());
-            record.server = Some(upstream.server.to_string());
+            record.server = Some(Arc::clone(&upstream.server));
             debug!(sni = ?hello.server_name, route = ?record.route, server = ?record.server, "routed");
             Ok(upstream)
         }

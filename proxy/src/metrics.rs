@@ -10,7 +10,7 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use prometheus_client::encoding::{EncodeLabelSet, text};
@@ -488,9 +488,10 @@ fn queue_wait_histogram() -> Histogram {
 /// prefixed by its length, so no value can run into the next.
 fn connection_key(key: &mut String, values: [&str; 4]) {
     key.clear();
+    let mut digits = itoa::Buffer::new();
     for value in values {
-        // Writing to a String cannot fail.
-        let _ = write!(key, "{}:", value.len());
+        key.push_str(digits.format(value.len()));
+        key.push(':');
         key.push_str(value);
     }
 }

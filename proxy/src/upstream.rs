@@ -30,8 +30,8 @@ pub(crate) struct Upstream {
     pub(crate) stream: TcpStream,
     /// Bytes the hop sent after its answer: the server's first bytes, for the client.
     pub(crate) leftover: Bytes,
-    /// The server, as configured.
-    pub(crate) server: ServerAddr,
+    /// The server, as configured and as the access log shows it.
+    pub(crate) server: Arc<str>,
     /// The connection's place on the server (its open-connection count,
     /// for limits and `least_conn`), released when the connection drops.
     pub(crate) _slot: Slot,
@@ -102,7 +102,10 @@ pub(crate) async fn connect(
             full = true;
             continue;
         };
-        match dial_and_replay(backend, server, slot, initial).await {
+        let name = backend
+            .server_name(index)
+            .unwrap_or_else(|| Arc::from(server.to_string()));
+        match dial_and_replay(backend, server, name, slot, initial).await {
             Ok(done) => return Ok(done),
             Err(error) => last = error,
         }
@@ -129,7 +132,8 @@ pub(crate) async fn connect(
                 QueueExit::ClientGone => Failure::ClientGone,
             })?;
         let server = slot.server();
-        match dial_and_replay(backend, &server, slot, initial).await {
+        let name = Arc::from(server.to_string());
+        match dial_and_replay(backend, &server, name, slot, initial).await {
             Ok(done) => return Ok(done),
             Err(error) => last = error,
         }
@@ -145,6 +149,7 @@ pub(crate) async fn connect(
 async fn dial_and_replay(
     backend: &Backend,
     server: &ServerAddr,
+    name: Arc<str>,
     slot: Slot,
     initial: &[&[u8]],
 ) -> Result<(Upstream, std::time::Duration), UpstreamError> {
@@ -180,15 +185,20 @@ async fn dial_and_replay(
     };
     // A server that accepts but does not read gets `connect_timeout` to
     // take the buffered bytes (at most `max_client_hello` and a PROXY header).
+    // Usually the connect's own write took everything: no timer, no call.
     let rest = unsent(initial, sent);
-    let written = timeout(cfg.connect_timeout, write_all_vectored(&stream, &rest))
-        .await
-        .unwrap_or_else(|_| {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "the server did not take the ClientHello within connect_timeout",
-            ))
-        });
+    let written = if rest.is_empty() {
+        Ok(())
+    } else {
+        timeout(cfg.connect_timeout, write_all_vectored(&stream, &rest))
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the server did not take the ClientHello within connect_timeout",
+                ))
+            })
+    };
     if let Err(error) = written {
         if let Some(suppressed) = logging::allow(&format!("{}/{server}", cfg.name)) {
             warn!(backend = %cfg.name, %server, %error, suppressed, "server closed before the ClientHello was delivered; trying the next server");
@@ -202,7 +212,7 @@ async fn dial_and_replay(
         Upstream {
             stream,
             leftover,
-            server: server.clone(),
+            server: name,
             _slot: slot,
         },
         connect_time,
@@ -211,7 +221,7 @@ async fn dial_and_replay(
 
 /// What is left of `parts` once the first `sent` bytes are gone.
 fn unsent<'a>(parts: &[&'a [u8]], mut sent: usize) -> Vec<&'a [u8]> {
-    let mut rest = Vec::with_capacity(parts.len());
+    let mut rest = Vec::new();
     for part in parts {
         let skip = sent.min(part.len());
         sent -= skip;
