@@ -1,9 +1,12 @@
 //! The stdout writer of the access log: connections append their line to
 //! one shared buffer (a short lock, no system call, no wake-up); a thread
-//! takes the whole buffer at most every [`BATCH_WAIT`] and writes it with
-//! one `write(2)`. Under load that is one wake-up and one write per batch
-//! instead of one per line; a lone line reaches stdout within
-//! [`BATCH_WAIT`]. A stdout that does not keep up stalls only that thread:
+//! takes the whole buffer every [`BATCH_WAIT`] and writes it with one
+//! `write(2)`. While lines keep coming the thread wakes on its own timer,
+//! so a connection's thread never makes a call to wake it (nor is it
+//! preempted by the writer it woke); once a whole wait passed without a
+//! line, the thread sleeps until the next line wakes it. A lone line
+//! reaches stdout within [`BATCH_WAIT`]. A stdout that does not keep up
+//! stalls only that thread:
 //! once [`MAX_PENDING`] bytes wait, further lines are refused (the caller
 //! counts them as dropped).
 
@@ -40,6 +43,8 @@ struct Pending {
     done: u64,
     /// Every `Writer` is gone: write what is left, then end.
     closed: bool,
+    /// The thread sleeps until woken (no timer): the next line wakes it.
+    parked: bool,
 }
 
 impl Writer {
@@ -64,11 +69,12 @@ impl Writer {
         }
         state.buf.extend_from_slice(line);
         state.buf.push(b'\n');
-        let wake = before == 0 || (before < BATCH_BYTES && state.buf.len() >= BATCH_BYTES);
+        let wake = (before == 0 && state.parked)
+            || (before < BATCH_BYTES && state.buf.len() >= BATCH_BYTES);
         drop(state);
         if wake {
-            // The thread waits for the first line of a batch, or for the
-            // batch to fill: not for every line.
+            // A sleeping thread waits for the first line, a ticking one for
+            // a full batch: not for every line.
             self.shared.changed.notify_all();
         }
         true
@@ -107,10 +113,16 @@ impl Drop for Writer {
 /// [`BATCH_WAIT`] to grow, take it all, write it at once.
 fn run(shared: &Shared, mut out: impl Write) {
     let mut batch = Vec::new();
+    // Whether the last wait brought no line: then sleep until one comes.
+    let mut idle = true;
     loop {
         let mut state = lock(&shared.state);
-        while state.buf.is_empty() && state.asked == state.done && !state.closed {
-            state = wait(&shared.changed, state, None);
+        if idle {
+            state.parked = true;
+            while state.buf.is_empty() && state.asked == state.done && !state.closed {
+                state = wait(&shared.changed, state, None);
+            }
+            state.parked = false;
         }
         let hurry = |s: &Pending| s.asked != s.done || s.closed || s.buf.len() >= BATCH_BYTES;
         if !hurry(&state) {
@@ -126,6 +138,7 @@ fn run(shared: &Shared, mut out: impl Write) {
         std::mem::swap(&mut batch, &mut state.buf);
         let (asked, closed) = (state.asked, state.closed);
         drop(state);
+        idle = batch.is_empty();
         if !batch.is_empty() {
             let _ = out.write_all(&batch);
         }
@@ -135,9 +148,13 @@ fn run(shared: &Shared, mut out: impl Write) {
             batch = Vec::new();
         }
         let mut state = lock(&shared.state);
+        // Only a flush (or the last writer's drop) waits for this.
+        let waited = state.done != asked || closed;
         state.done = asked;
         drop(state);
-        shared.changed.notify_all();
+        if waited {
+            shared.changed.notify_all();
+        }
         if closed {
             return;
         }
@@ -225,6 +242,45 @@ mod tests {
         );
         // Pushed faster than one batch wait: far fewer writes than lines.
         assert!(*out.writes.lock().unwrap() < 100);
+    }
+
+    #[test]
+    fn lines_reach_stdout_whether_the_thread_ticks_or_sleeps() {
+        let out = Out::default();
+        let writer = Writer::start(out.clone()).unwrap();
+        // Waits on the thread's condition variable, a few milliseconds at a
+        // time, for at most 10 s.
+        let within = |what: &str, done: &dyn Fn(&Pending) -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut state = lock(&writer.shared.state);
+            while !done(&state) {
+                assert!(Instant::now() < deadline, "{what}");
+                state = wait(
+                    &writer.shared.changed,
+                    state,
+                    Some(Duration::from_millis(5)),
+                );
+            }
+        };
+        let lines = || {
+            out.bytes
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+        };
+        // One after the other: each after the first comes while the thread
+        // ticks, and is written with no wake-up.
+        for n in 1..=5 {
+            assert!(writer.push(b"tick"));
+            within("a line was not written", &|_| lines() == n);
+        }
+        // Once a wait passed without a line, the thread sleeps; the next
+        // line wakes it.
+        within("the thread did not go to sleep", &|state| state.parked);
+        assert!(writer.push(b"wake"));
+        within("the waking line was not written", &|_| lines() == 6);
     }
 
     #[test]
