@@ -175,7 +175,10 @@ pub async fn forward_with(
         wanted,
         parked: &parked,
     });
+    // In order, not at random: no random number per wake-up, and when the
+    // copy ended it is what is reported.
     tokio::select! {
+        biased;
         end = copy => end,
         idle = idle(idle_timeout, progress, keepalive, moving) => idle,
         () = stop.cancelled() => End::Stopped,
@@ -309,7 +312,10 @@ async fn pump(
         // connection may move while this waits, unless a tap still wants
         // the bytes.
         parked.store(!tapping, Ordering::Relaxed);
-        let readable = from.readable().await;
+        // The socket's one read-waker slot, not `readable()`'s list of
+        // waiters and its lock: only this direction waits to read `from`
+        // (the other one writes to it), so the slot is never contended.
+        let readable = std::future::poll_fn(|cx| from.poll_read_ready(cx)).await;
         parked.store(false, Ordering::Relaxed);
         readable.map_err(|_| Failed::Reader)?;
         if own.capacity() > 0 {
