@@ -216,9 +216,7 @@ fn observed_fields(h: &Observed, push: &mut impl FnMut(&str, &str)) {
 /// is when it is printable ASCII without quotes or backslashes, else quoted
 /// and escaped.
 fn pair(line: &mut String, key: &str, value: impl FnOnce(&mut String)) {
-    line.push(' ');
-    line.push_str(key);
-    line.push('=');
+    push_key(line, key);
     let start = line.len();
     value(line);
     if !plain(&line.as_bytes()[start..]) {
@@ -235,10 +233,15 @@ fn pair_str(line: &mut String, key: &str, value: &str) {
 
 /// [`pair`] for a value that is plain by construction (digits, addresses).
 fn pair_plain(line: &mut String, key: &str, value: impl FnOnce(&mut String)) {
+    push_key(line, key);
+    value(line);
+}
+
+/// ` key=`
+fn push_key(line: &mut String, key: &str) {
     line.push(' ');
     line.push_str(key);
     line.push('=');
-    value(line);
 }
 
 /// Whether a value needs no quotes: not empty, printable ASCII, no quote
@@ -304,7 +307,21 @@ fn push_time(line: &mut String, time: SystemTime) {
         }
         line.push_str(text);
     });
-    let millis = since.subsec_millis();
+    push_fraction(line, since.subsec_millis());
+    line.push('Z');
+}
+
+/// Seconds with three decimals (`0.042s`), rounded to the millisecond.
+fn push_seconds(line: &mut String, d: Duration) {
+    let millis = (d.as_nanos() + 500_000) / 1_000_000;
+    line.push_str(itoa::Buffer::new().format(millis / 1000));
+    // Below 1,000, so the cast loses nothing.
+    push_fraction(line, (millis % 1000) as u32);
+    line.push('s');
+}
+
+/// `.mmm`: milliseconds (below 1,000) as three digits after the point.
+fn push_fraction(line: &mut String, millis: u32) {
     line.push('.');
     if millis < 100 {
         line.push('0');
@@ -313,24 +330,6 @@ fn push_time(line: &mut String, time: SystemTime) {
         line.push('0');
     }
     line.push_str(itoa::Buffer::new().format(millis));
-    line.push('Z');
-}
-
-/// Seconds with three decimals (`0.042s`), rounded to the millisecond.
-fn push_seconds(line: &mut String, d: Duration) {
-    let millis = (d.as_nanos() + 500_000) / 1_000_000;
-    let mut digits = itoa::Buffer::new();
-    line.push_str(digits.format(millis / 1000));
-    line.push('.');
-    let frac = millis % 1000;
-    if frac < 100 {
-        line.push('0');
-    }
-    if frac < 10 {
-        line.push('0');
-    }
-    line.push_str(digits.format(frac));
-    line.push('s');
 }
 
 fn group_names<S: serde::Serializer>(groups: &Option<Groups>, s: S) -> Result<S::Ok, S::Error> {
