@@ -22,7 +22,7 @@ use crate::client::Agent;
 use crate::daemon::Daemon;
 use crate::idle::{self, IdleResult};
 use crate::lab::Lab;
-use crate::report::{RunInfo, median};
+use crate::report::{self, RunInfo, median};
 use crate::session;
 use crate::tools::{self, CurlIdentity};
 use crate::topology::{Plan, Target, Topology, find_tool};
@@ -157,6 +157,7 @@ pub async fn compare(options: CompareOptions) -> Result<()> {
         println!("{t}: not run: {why}");
     }
     println!("\n{table}");
+    println!("{}", render_rounds(&runs));
     println!(
         "passthru wrote {log_lines} access-log lines to a file during the rounds (its log was on)."
     );
@@ -670,6 +671,44 @@ pub fn render(rows: &[Row]) -> String {
     out
 }
 
+/// Every round's ratio of each ratio figure (the table gives their
+/// median), in round order. Where one proxy's rounds overlap another's,
+/// the two are level within the noise of the direct runs they were paired
+/// with, whatever their medians say.
+pub fn render_rounds(runs: &[Run]) -> String {
+    let proxies: Vec<Target> = [Target::Haproxy, Target::Nginx, Target::Passthru]
+        .into_iter()
+        .filter(|t| runs.iter().any(|r| r.target == *t))
+        .collect();
+    let mut out = report::head("ratio to direct, each round", &proxies);
+    for (test, name) in [
+        (Test::KeepAlive, "keep-alive"),
+        (Test::NewConns, "new connections"),
+        (Test::BulkParallel, "bulk, 8 connections"),
+        (Test::BulkSingle, "bulk, 1 connection"),
+        (Test::Handshake, "handshake p50"),
+    ] {
+        if !runs.iter().any(|r| r.test == test) {
+            continue;
+        }
+        let _ = write!(out, "| {name} |");
+        for &p in &proxies {
+            let ratios: Vec<String> = pair_ratios(runs, test, p)
+                .iter()
+                .map(|v| format!("{v:.2}"))
+                .collect();
+            let cell = if ratios.is_empty() {
+                "–".to_string()
+            } else {
+                ratios.join(" ")
+            };
+            let _ = write!(out, " {cell} |");
+        }
+        out.push('\n');
+    }
+    out
+}
+
 fn write_json(
     path: &std::path::Path,
     info: &RunInfo,
@@ -841,5 +880,29 @@ mod tests {
             .find(|l| l.contains("bulk, 1 connection"))
             .unwrap();
         assert!(bulk.ends_with("| – | – | > both | – |"), "{bulk}");
+    }
+
+    #[test]
+    fn every_round_s_ratio_is_listed_in_round_order() {
+        let runs = vec![
+            run(0, Target::Direct, 100.0, None, 0.0),
+            run(0, Target::Passthru, 61.0, Some(0.5), 61.0),
+            run(1, Target::Haproxy, 64.0, Some(0.6), 64.0),
+            run(1, Target::Direct, 100.0, None, 0.0),
+            run(10, Target::Direct, 80.0, None, 0.0),
+            run(10, Target::Passthru, 52.0, Some(0.5), 52.0),
+            run(11, Target::Haproxy, 45.0, Some(0.6), 45.0),
+            run(11, Target::Direct, 90.0, None, 0.0),
+        ];
+        let table = render_rounds(&runs);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "| ratio to direct, each round | haproxy | passthru |",
+                "|---|---|---|",
+                "| keep-alive | 0.64 0.50 | 0.61 0.65 |",
+            ]
+        );
     }
 }

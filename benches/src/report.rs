@@ -14,19 +14,24 @@ use crate::rounds::targets_of;
 use crate::topology::Target;
 use crate::workload::{Metric, Sample};
 
-/// The rendered table (Markdown), one row per figure.
-pub fn table(samples: &[Sample]) -> String {
-    let targets = targets_of(samples);
-    let mut out = String::new();
-    let _ = write!(out, "| metric |");
-    for t in &targets {
+/// A Markdown table's head: `label`, then one column per target.
+pub fn head(label: &str, targets: &[Target]) -> String {
+    let mut out = format!("| {label} |");
+    for t in targets {
         let _ = write!(out, " {t} |");
     }
     out.push_str("\n|---|");
-    for _ in &targets {
+    for _ in targets {
         out.push_str("---|");
     }
     out.push('\n');
+    out
+}
+
+/// The rendered table (Markdown), one row per figure.
+pub fn table(samples: &[Sample]) -> String {
+    let targets = targets_of(samples);
+    let mut out = head("metric", &targets);
     for row in ROWS {
         let _ = write!(out, "| {} |", row.label);
         for &t in &targets {
