@@ -682,11 +682,14 @@ pub fn render_rounds(runs: &[Run]) -> String {
         .collect();
     let mut out = report::head("ratio to direct, each round", &proxies);
     for (test, name) in [
-        (Test::KeepAlive, "keep-alive"),
-        (Test::NewConns, "new connections"),
-        (Test::BulkParallel, "bulk, 8 connections"),
-        (Test::BulkSingle, "bulk, 1 connection"),
-        (Test::Handshake, "handshake p50"),
+        (Test::KeepAlive, "keep-alive".to_string()),
+        (Test::NewConns, "new connections".to_string()),
+        (
+            Test::BulkParallel,
+            format!("bulk, {BULK_PARALLEL} connections"),
+        ),
+        (Test::BulkSingle, "bulk, 1 connection".to_string()),
+        (Test::Handshake, "handshake p50".to_string()),
     ] {
         if !runs.iter().any(|r| r.test == test) {
             continue;
